@@ -1,0 +1,1 @@
+"""The switch side of Consentline: FreeSWITCH configuration (conf/) and an ESL-speaking emulator."""

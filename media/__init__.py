@@ -1,0 +1,1 @@
+"""Consentline media pipeline: spool tailing, chunk store, hold-back window, redaction, export."""
