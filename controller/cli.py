@@ -1,8 +1,57 @@
-"""The `consentline` command: one click group for the controller and the admin scripts."""
+"""The `consentline` command: one click group for the controller and the admin scripts.
+
+Failures print `Error: <message>` on stderr and exit 1; usage errors exit 2 (click's own).
+Commands that read the index find it with `--data DIR` (the file DIR/consentline.db), else
+`--config FILE` (its controller.data_dir), else ./data.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import click
 
 from controller import __version__
+from controller.config import INDEX_FILENAME, load_config
+from controller.customers import read_customers_csv
+from controller.errors import ConsentlineError
+from controller.index import Index
+
+CALL_COLUMNS = ("started_at", "uuid", "caller", "dialed", "process", "consent_outcome", "recordings",
+                "hangup_cause")
+RECORDING_COLUMNS = ("opened_at", "id", "call_uuid", "caller", "dialed", "process", "state", "duration_s")
+
+
+class CommandError(click.ClickException):
+    """A failure the user can act on: each line of the message is printed as `Error: ...`."""
+
+    def show(self, file=None) -> None:
+        for line in self.format_message().splitlines():
+            click.echo(f"Error: {line}", err=True)
+
+
+class When(click.ParamType):
+    """A date (YYYY-MM-DD) or ISO 8601 date and time; naive times are UTC.
+
+    As an upper bound (`whole_day=True`) a bare date includes that whole day.
+    """
+
+    name = "DATE"
+
+    def __init__(self, whole_day: bool = False):
+        self.whole_day = whole_day
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, datetime):
+            return value
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            self.fail(f"expected a date like 2024-05-01 or 2024-05-01T12:30:00Z, got {value!r}", param, ctx)
+        parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        return parsed + timedelta(days=1) if self.whole_day and len(value) == 10 else parsed
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -13,3 +62,154 @@ def cli():
 
 def main():
     cli()
+
+
+def _index_path(data_dir: str | None, config_file: str | None) -> Path:
+    if data_dir and config_file:
+        raise click.UsageError("give --data or --config, not both")
+    if data_dir:
+        return Path(data_dir) / INDEX_FILENAME
+    if config_file:
+        return _load(config_file).controller.index_path
+    return Path("data") / INDEX_FILENAME
+
+
+def _load(config_file: str):
+    try:
+        return load_config(config_file)
+    except ConsentlineError as exc:
+        raise CommandError(str(exc)) from exc
+
+
+def _open_index(data_dir: str | None, config_file: str | None, create: bool = False) -> Index:
+    try:
+        return Index(_index_path(data_dir, config_file), create=create)
+    except ConsentlineError as exc:
+        raise CommandError(str(exc)) from exc
+
+
+def index_options(fn):
+    """--data and --config: where the index is."""
+    fn = click.option("--config", "config_file", type=click.Path(dir_okay=False),
+                      help="Find the index through this configuration's controller.data_dir.")(fn)
+    return click.option("--data", "data_dir", type=click.Path(file_okay=False),
+                        help=f"Directory holding {INDEX_FILENAME} (default ./data).")(fn)
+
+
+def list_options(fn):
+    """Output and filter options shared by the list commands."""
+    fn = click.option("--limit", type=click.IntRange(min=1), help="At most this many rows, newest first.")(fn)
+    fn = click.option("--until", type=When(whole_day=True),
+                      help="Only before this time; a bare date includes that whole day.")(fn)
+    fn = click.option("--since", type=When(), help="Only from this date or time on (UTC unless given).")(fn)
+    fn = click.option("--phone", help="Only calls from or to this number.")(fn)
+    fn = click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")(fn)
+    return index_options(fn)
+
+
+def _print_rows(rows: list[dict], columns: tuple[str, ...], as_json: bool, empty: str) -> None:
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, sort_keys=True, default=str))
+        return
+    if not rows:
+        click.echo(empty)
+        return
+    cells = [[("" if row.get(c) is None else str(row.get(c))) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)]
+    for line in [list(columns), ["-" * w for w in widths], *cells]:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+
+
+@cli.command("check-config")
+@click.argument("config_file", type=click.Path(dir_okay=False))
+def check_config(config_file):
+    """Validate a configuration file; print warnings for doubtful settings."""
+    config = _load(config_file)
+    for warning in config.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    click.echo(f"OK: {config_file}: config_version {config.config_version}, {len(config.processes)} processes, "
+               f"{len(config.routing)} routing rules, {len(config.warnings)} warnings")
+
+
+@cli.group()
+def customers():
+    """Customer records used by routing (country, do-not-record, preferred process)."""
+
+
+@customers.command("import")
+@click.argument("csv_file", type=click.Path(dir_okay=False))
+@click.option("--replace", is_flag=True, help="Replace every customer record instead of adding and updating.")
+@index_options
+def customers_import(csv_file, replace, data_dir, config_file):
+    """Import customers from CSV: phone, country, do_not_record (true/false), optional process.
+
+    Nothing is imported if any row is bad. With --config, each process must be configured.
+    """
+    known = set(_load(config_file).processes) if config_file else None
+    try:
+        records = read_customers_csv(csv_file, known_processes=known)
+    except ConsentlineError as exc:
+        raise CommandError(str(exc)) from exc
+    with _open_index(data_dir, config_file, create=True) as index:
+        try:
+            count = index.import_customers(records, replace_all=replace)
+        except ConsentlineError as exc:
+            raise CommandError(str(exc)) from exc
+        click.echo(f"Imported {count} customers into {index.path}" + (" (replacing all)" if replace else ""))
+
+
+@cli.group()
+def calls():
+    """Calls in the index."""
+
+
+@calls.command("list")
+@list_options
+def calls_list(as_json, phone, since, until, limit, data_dir, config_file):
+    """List calls, newest first."""
+    with _open_index(data_dir, config_file) as index:
+        rows = index.calls(phone=phone, since=since, until=until, limit=limit)
+    _print_rows(rows, CALL_COLUMNS, as_json, "No calls.")
+
+
+@calls.command("show")
+@click.argument("call_uuid")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@index_options
+def calls_show(call_uuid, as_json, data_dir, config_file):
+    """Show one call: routing decision, consent evidence and recordings."""
+    with _open_index(data_dir, config_file) as index:
+        call = index.call(call_uuid)
+        if call is None:
+            raise CommandError(f"no call {call_uuid} in {index.path}")
+        evidence = index.evidence(call_uuid)
+        recordings = index.recordings(call_uuid=call_uuid)
+    if as_json:
+        click.echo(json.dumps({"call": call, "evidence": evidence, "recordings": recordings}, indent=2,
+                              sort_keys=True))
+        return
+    for key in ("uuid", "caller", "dialed", "started_at", "ended_at", "hangup_cause", "process", "config_version",
+                "consent_outcome", "consent_reason"):
+        click.echo(f"{key + ':':17}{'' if call.get(key) is None else call[key]}")
+    if call["routing"]:
+        click.echo(f"{'routing:':17}{call['routing']['reason']}")
+    click.echo("evidence:")
+    for item in evidence:
+        details = ", ".join(f"{k}={v}" for k, v in item.items() if k not in ("call_uuid", "seq", "at", "kind"))
+        click.echo(f"  {item['seq']:>3}  {item['at']}  {item['kind']:8} {details}")
+    _print_rows(recordings, RECORDING_COLUMNS, False, "No recordings.")
+
+
+@cli.group()
+def recordings():
+    """Recordings in the index."""
+
+
+@recordings.command("list")
+@list_options
+def recordings_list(as_json, phone, since, until, limit, data_dir, config_file):
+    """List recordings, newest first."""
+    with _open_index(data_dir, config_file) as index:
+        rows = index.recordings(phone=phone, since=since, until=until, limit=limit)
+    _print_rows(rows, RECORDING_COLUMNS, as_json, "No recordings.")
+

@@ -170,7 +170,8 @@ def load_config(path: str | Path) -> Config:
     except OSError as exc:
         raise ConfigError(f"{path}: expected a readable configuration file, got {exc.strerror}") from exc
     tree = Tree(str(path))
-    top = Section.of(tree, yaml_root(tree, raw), "")
+    root = yaml_root(tree, raw)
+    top = None if tree.problems else Section.of(tree, root, "")
     config = _config(top, path, raw) if top is not None else None
     if tree.problems:
         raise ConfigError(tree.problems)
@@ -183,6 +184,9 @@ def _config(top: Section, path: Path, raw: bytes) -> Config:
     explicit_version = top.take("config_version", version, default=None)
     prompts_dir = base_dir / top.take("prompts_dir", text, default=".")
     processes = top.mapping_of("processes", name, lambda s, key: _process(s, key, prompts_dir)) or {}
+    if processes and all(p is not None and p.records for p in processes.values()):
+        top.problem("processes", "at least one process with pack none (do-not-record customers go there)",
+                    "only recording processes")
     process_ref = choice(tuple(processes), "the name of a process")
     roles = top.take_mapping("roles", name, permissions, default={}) or {}
     role_ref = choice(tuple(roles), "the name of a role")
@@ -273,7 +277,9 @@ def _process_warnings(sec: Section, process: Process) -> None:
 
 
 def _prompts(sec: Section, pack: str | None, strict: bool, prompts_dir: Path) -> dict:
-    required, optional = PROMPT_IDS.get(pack, (set(), set()))
+    if pack not in PROMPT_IDS:
+        return {}  # the pack is already reported; which prompts it needs is unknown
+    required, optional = PROMPT_IDS[pack]
     if pack == "us-all-party" and strict:
         required = required | {"consent"}
     for prompt_id in sorted(required):
@@ -404,8 +410,9 @@ class Tree:
     def __init__(self, file: str):
         self.file, self.problems, self.warnings = file, [], []
 
-    def problem(self, line: int, path: str, expected: str, got: str) -> None:
-        self.problems.append(f"{self.file}:{line}: {path or '<top>'}: expected {expected}, got {got}")
+    def problem(self, line: int, path: str | None, expected: str, got: str) -> None:
+        where = "" if path is None else f" {path or '<top>'}:"
+        self.problems.append(f"{self.file}:{line}:{where} expected {expected}, got {got}")
 
     def warn(self, line: int, path: str, message: str) -> None:
         self.warnings.append(f"{self.file}:{line}: {path}: {message}")
@@ -420,29 +427,40 @@ def yaml_root(tree: Tree, raw: bytes) -> Node | None:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         hint = " (quote values that start with '*', like \"*9\")" if "alias" in str(exc.problem) else ""
-        tree.problem(mark.line + 1 if mark else 0, "", "valid YAML", f"{exc.problem}{hint}")
+        tree.problem(mark.line + 1 if mark else 0, None, "valid YAML", f"{exc.problem}{hint}")
     except yaml.YAMLError as exc:
-        tree.problem(0, "", "valid YAML", str(exc))
+        tree.problem(0, None, "valid YAML", str(exc))
     finally:
         loader.dispose()
     return None
 
 
-def _node(tree: Tree, loader: yaml.SafeLoader, node: yaml.Node) -> Node:
+def _node(tree: Tree, loader: yaml.SafeLoader, node: yaml.Node, path: str = "") -> Node:
     line = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolve `<<: *anchor` merges
+        seen = set()
+        for key_node, _ in node.value:  # repeats among the keys as written; merged keys may be overridden
+            if key_node.tag != "tag:yaml.org,2002:merge" and key_node.value in seen:
+                tree.problem(key_node.start_mark.line + 1, _join(path, key_node.value),
+                             "each key once in a mapping", "a repeated key")
+            seen.add(key_node.value)
+        loader.flatten_mapping(node)  # resolve `<<: *anchor` merges, explicit keys last
         values, keys = {}, {}
         for key_node, value_node in node.value:
-            key = _node(tree, loader, key_node)
+            key = _node(tree, loader, key_node, path)
             label = key.text if key.text is not None else str(key.value)
-            if label in values:
-                tree.problem(key.line, label, "each key once in a mapping", "a repeated key")
-            values[label], keys[label] = _node(tree, loader, value_node), key
+            value = _node(tree, loader, value_node, _join(path, label))
+            if isinstance(value.value, (dict, list)):
+                value.line = key.line  # a block starts below its key; point at the key
+            values[label], keys[label] = value, key
         return Node(values, line, key_nodes=keys)
     if isinstance(node, yaml.SequenceNode):
-        return Node([_node(tree, loader, item) for item in node.value], line)
+        return Node([_node(tree, loader, item, f"{path}[{i}]") for i, item in enumerate(node.value)], line)
     return Node(loader.construct_object(node, deep=True), line, text=node.value)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
 
 
 def _describe(node: Node) -> str:
@@ -487,7 +505,7 @@ class Section:
     def of(cls, tree: Tree, node: Node | None, path: str) -> Section | None:
         if node is None or not isinstance(node.value, dict):
             got = "an empty file" if node is None else _describe(node)
-            tree.problem(0 if node is None else node.line, path, "a mapping", got)
+            tree.problem(1 if node is None else node.line, path, "a mapping", got)
             return None
         return cls(tree, node, path)
 
@@ -605,7 +623,7 @@ def version(node: Node) -> str:
 @check("a name made of letters, digits, '_' and '-'")
 def name(node: Node) -> str:
     if not isinstance(node.value, str) or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_-]*", node.value):
-        raise Bad(name.expected, " (quote it)" if node.text and not isinstance(node.value, str) else "")
+        raise Bad(name.expected, "; quote it" if node.text and not isinstance(node.value, str) else "")
     return node.value
 
 
@@ -638,8 +656,10 @@ def number(low: float, high: float):
 def choice(options: tuple[str, ...], what: str = "one of"):
     @check(f"{what} {', '.join(options) or '(none defined)'}")
     def pick(node: Node) -> str:
-        if not isinstance(node.value, str) or node.value not in options:
-            close = difflib.get_close_matches(str(node.value), options, n=1)
+        if not isinstance(node.value, str):
+            raise Bad(pick.expected, "; quote it" if node.text else "")
+        if node.value not in options:
+            close = difflib.get_close_matches(node.value, options, n=1)
             raise Bad(pick.expected, f" (did you mean {close[0]!r}?)" if close else "")
         return node.value
     return pick
@@ -647,17 +667,24 @@ def choice(options: tuple[str, ...], what: str = "one of"):
 
 @check('a quoted ISO 3166 country code like "DE", or a subdivision like "US-CA"')
 def country(node: Node) -> str:
-    value = node.value
-    if not isinstance(value, str):
+    if not isinstance(node.value, str):
         raise Bad(country.expected, f'; quote the country code: "{node.text}"' if node.text else "")
-    code, _, subdivision = value.partition("-")
-    if code not in ISO_COUNTRIES:
-        hint = f" (the ISO code is {COUNTRY_HINTS[code]!r})" if code in COUNTRY_HINTS else " (unknown code)"
-        raise Bad(country.expected, hint)
-    if subdivision and (code == "US" and subdivision not in US_SUBDIVISIONS
-                        or not re.fullmatch(r"[A-Z0-9]{1,3}", subdivision)):
-        raise Bad(country.expected, " (unknown subdivision)")
-    return value
+    problem = country_code_problem(node.value)
+    if problem:
+        raise Bad(country.expected, f" ({problem})")
+    return node.value
+
+
+def country_code_problem(code: str) -> str | None:
+    """None for a valid ISO 3166-1 alpha-2 code or subdivision ("US-CA"), else what is wrong."""
+    country_part, dash, subdivision = code.partition("-")
+    if country_part not in ISO_COUNTRIES:
+        hint = COUNTRY_HINTS.get(country_part)
+        return f"the ISO code is {hint!r}" if hint else "unknown country code"
+    if dash and (country_part == "US" and subdivision not in US_SUBDIVISIONS
+                 or not re.fullmatch(r"[A-Z0-9]{1,3}", subdivision)):
+        return "unknown subdivision"
+    return None
 
 
 @check("a DTMF key: one of 0-9, *, #")
