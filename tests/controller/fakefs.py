@@ -117,9 +117,13 @@ class TraceEvent:
     def get_raw(self, name):
         return next(value for key, value in self.lines if key == name)
 
-    def build(self, **replace):
-        """Frame bytes; keyword names use '_' for '-' (Application_UUID=...); values are plain text."""
+    def build(self, exact=None, **replace):
+        """Frame bytes with headers replaced or added; values are plain text.
+
+        Keyword names use '_' for '-' (Application_UUID=...); `exact` maps names as they are.
+        """
         wanted = {key.replace("_", "-"): encode_value(value) for key, value in replace.items()}
+        wanted.update({key: encode_value(value) for key, value in (exact or {}).items()})
         lines = [(key, wanted.pop(key, value)) for key, value in self.lines if key != "Content-Length"]
         lines += list(wanted.items())
         inner = "".join("%s: %s\n" % kv for kv in lines).encode()
