@@ -226,6 +226,8 @@ class FakeInboundSwitch:
         self.commands = []
         self.connections = []
         self.accepted = gevent.event.Event()
+        self.bgapi_job_uuid = None  # set to send BACKGROUND_JOB events with this Job-UUID instead
+        self._new_command = gevent.event.Event()
         self._server = None
 
     @property
@@ -233,11 +235,19 @@ class FakeInboundSwitch:
         return self._server.server_port
 
     def start(self):
+        # StreamServer sets SO_REUSEADDR, so a restarted fake can take the same port.
         self._server = gevent.server.StreamServer(("127.0.0.1", self.requested_port), self._serve)
-        self._server.init_socket()
-        self._server.socket.setsockopt(gevent.socket.SOL_SOCKET, gevent.socket.SO_REUSEADDR, 1)
         self._server.start()
         return self
+
+    def wait_command(self, prefix, timeout_s=2.0):
+        """Block until a command starting with `prefix` has arrived; return it."""
+        with gevent.Timeout(timeout_s, AssertionError("no %r within %s s" % (prefix, timeout_s))):
+            while True:
+                found = [c for c in self.commands if c.startswith(prefix)]
+                if found:
+                    return found[-1]
+                self._new_command.wait()
 
     def stop(self):
         """Like FreeSWITCH going down: close the port and every connection."""
@@ -265,6 +275,8 @@ class FakeInboundSwitch:
                 if command is None:
                     return
                 self.commands.append(command)
+                self._new_command.set()
+                self._new_command = gevent.event.Event()
                 if self.answer_commands:
                     self._answer(sock, command)
         except (OSError, gevent.queue.Empty):
@@ -285,7 +297,7 @@ class FakeInboundSwitch:
         elif first.startswith("bgapi "):
             job_uuid = rest.split(": ", 1)[1]
             sock.sendall(reply_frame("+OK Job-UUID: " + job_uuid, [("Job-UUID", job_uuid)]))
-            sock.sendall(event_frame([("Event-Name", "BACKGROUND_JOB"), ("Job-UUID", job_uuid),
+            sock.sendall(event_frame([("Event-Name", "BACKGROUND_JOB"), ("Job-UUID", self.bgapi_job_uuid or job_uuid),
                                       ("Job-Command", first[6:])], self._api(first[6:])))
         elif first.startswith("event "):
             sock.sendall(reply_frame("+OK event listener enabled " + first.split()[1]))
