@@ -30,6 +30,7 @@ DEFAULT_FILE_BUFFER_BYTES = 65536
 VALID_RATES_HZ = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000})
 RAW_EXTENSIONS = frozenset({".raw", ".r8", ".r16"})   # headerless 16-bit LE at the channel's rate
 WAV_HEADER_BYTES = 44
+MAX_BUG_BUFFER_BYTES = 512 * 1024     # a media bug's buffer refuses writes past this
 
 
 class RecorderError(Exception):
@@ -106,6 +107,37 @@ def wav_header(rate_hz: int, channels: int, data_bytes: int | None = None) -> by
                        rate_hz * channels * 2, channels * 2, 16, b"data", data_field)
 
 
+class _SampleQueue:
+    """A bounded FIFO of int16 samples over one array; pop() returns a view valid until the next append."""
+
+    def __init__(self, max_samples: int):
+        self.max_samples = max_samples
+        self._buffer = np.empty(8192, np.int16)
+        self._start = self._end = 0
+
+    def __len__(self) -> int:
+        return self._end - self._start
+
+    def clear(self) -> None:
+        self._start = self._end = 0
+
+    def append(self, samples: np.ndarray) -> None:
+        n, held = samples.shape[0], self._end - self._start
+        if held + n > self.max_samples:
+            return                         # FreeSWITCH's bug buffer refuses a write past its maximum
+        if self._end + n > self._buffer.shape[0]:
+            buffer = self._buffer if held + n <= self._buffer.shape[0] // 2 else np.empty(2 * (held + n), np.int16)
+            buffer[:held] = self._buffer[self._start:self._end]
+            self._buffer, self._start, self._end = buffer, 0, held
+        self._buffer[self._end:self._end + n] = samples
+        self._end += n
+
+    def pop(self, n: int) -> np.ndarray:
+        view = self._buffer[self._start:self._start + n]
+        self._start += n
+        return view
+
+
 class MediaBug:
     """switch_core_media_bug_read at packet granularity, for aligned read and write streams.
 
@@ -119,26 +151,36 @@ class MediaBug:
         self.settings = settings
         self.packet_samples = packet_samples
         self.masked = False
+        self._read_queue = _SampleQueue(MAX_BUG_BUFFER_BYTES // 2)
+        self._write_queue = _SampleQueue(MAX_BUG_BUFFER_BYTES // 2)
+        self._fills: dict[int, np.ndarray] = {}
         self.flush()
 
     def flush(self) -> None:
         """Drop everything held back and start the pre-buffer again (switch_core_media_bug_flush)."""
-        self._read_queue = np.zeros(0, np.int16)
-        self._write_queue = np.zeros(0, np.int16)
+        self._read_queue.clear()
+        self._write_queue.clear()
         self._frame_size_known = False
         self._pre_count = 0
+        self._settled = False
 
     @property
     def held_frames(self) -> int:
-        return self._read_queue.shape[0] // self.packet_samples
+        return len(self._read_queue) // self.packet_samples
 
     def push(self, read: np.ndarray, write: np.ndarray | None) -> np.ndarray:
+        if self._settled:
+            return self._settled_block(read, write)
         step, n = self.packet_samples, read.shape[0]
         out, start = [], 0
-        while start < n and not self._settled():
+        while start < n and not self._settled:
             end = start + step
-            self._enqueue(read[start:end], None if write is None else write[start:end])
+            if self.settings.read_stream:
+                self._read_queue.append(read[start:end])
+            if self.settings.write_stream and write is not None:
+                self._write_queue.append(write[start:end])
             out.extend(self._ping())
+            self._settled = self._is_settled()
             start = end
         if start < n:
             out.append(self._settled_block(read[start:], None if write is None else write[start:]))
@@ -146,86 +188,77 @@ class MediaBug:
             return np.zeros((0, 2) if self.settings.stereo else 0, np.int16)
         return out[0] if len(out) == 1 else np.concatenate(out)
 
-    def _settled(self) -> bool:
+    def _is_settled(self) -> bool:
+        """From here on each ping reads exactly one frame: the pre-buffer is done and the paired side is empty."""
         if not self._frame_size_known or self._pre_count < self.settings.pre_buffer_frames:
             return False
-        if self.settings.write_stream:
-            return self._write_queue.shape[0] == 0
-        return self._read_queue.shape[0] == 0
-
-    def _enqueue(self, read: np.ndarray, write: np.ndarray | None) -> None:
-        if self.settings.read_stream:
-            self._read_queue = np.concatenate((self._read_queue, read))
-        if self.settings.write_stream and write is not None:
-            self._write_queue = np.concatenate((self._write_queue, write))
+        return not len(self._write_queue if self.settings.write_stream else self._read_queue)
 
     def _ping(self) -> list[np.ndarray]:
         """One READ_PING: read frames until a side runs dry (record_callback's loop over the bug)."""
         step, settings, frames = self.packet_samples, self.settings, []
         while True:
-            held_read = self._read_queue.shape[0] // step
-            held_write = self._write_queue.shape[0] // step
+            held_read, held_write = len(self._read_queue) // step, len(self._write_queue) // step
             if (self._frame_size_known and settings.pre_buffer_frames and (held_read or held_write)
                     and self._pre_count < settings.pre_buffer_frames):
                 self._pre_count += 1
                 return frames
             self._frame_size_known = True
             if held_write > held_read and held_write > 2:
-                self._write_queue, held_write = self._write_queue[step:], held_write - 1
+                self._write_queue.pop(step)
+                held_write -= 1
             fill_read = settings.read_stream and not held_read
             fill_write = settings.write_stream and not held_write
             if (fill_read and fill_write) or (frames and (fill_read or fill_write)):
                 return frames
-            read = self._pop_read() if held_read else (self._fill(step) if fill_read else None)
-            write = self._pop_write() if held_write else (self._fill(step) if fill_write else None)
+            read = self._read_queue.pop(step) if held_read else (self._fill(step) if fill_read else None)
+            write = self._write_queue.pop(step) if held_write else (self._fill(step) if fill_write else None)
             frames.append(self._combine(read, write, step))
 
-    def _pop_read(self) -> np.ndarray:
-        frame, self._read_queue = self._read_queue[:self.packet_samples], self._read_queue[self.packet_samples:]
-        return frame
-
-    def _pop_write(self) -> np.ndarray:
-        frame, self._write_queue = self._write_queue[:self.packet_samples], self._write_queue[self.packet_samples:]
-        return frame
-
-    @staticmethod
-    def _fill(n: int) -> np.ndarray:
-        return np.full(n, FILL_SAMPLE, np.int16)
+    def _fill(self, n: int) -> np.ndarray:
+        fill = self._fills.get(n)
+        if fill is None:
+            fill = self._fills[n] = np.full(n, FILL_SAMPLE, np.int16)
+            fill.flags.writeable = False
+        return fill
 
     def _settled_block(self, read: np.ndarray, write: np.ndarray | None) -> np.ndarray:
         """Settled: each packet's ping pairs the oldest held read frame with this packet's write (or the fill)."""
         n = read.shape[0]
         delayed = None
         if self.settings.read_stream:
-            if self._read_queue.shape[0]:
-                joined = np.concatenate((self._read_queue, read))
-                delayed, self._read_queue = joined[:n], joined[n:]
-            else:
-                delayed = read
+            delayed = read
+            if len(self._read_queue):
+                self._read_queue.append(read)
+                delayed = self._read_queue.pop(n)
         if not self.settings.write_stream:
             write = None
         elif write is None:
+            if not self.settings.stereo and delayed is not None and not self.masked:
+                mixed = np.maximum(delayed, -32767)              # saturating delayed + FILL_SAMPLE
+                mixed -= 1
+                return mixed
             write = self._fill(n)
         return self._combine(delayed, write, n)
 
     def _combine(self, read: np.ndarray | None, write: np.ndarray | None, n: int) -> np.ndarray:
         """Mono: saturating sum. Stereo: read left, write right (swapped with RECORD_STEREO_SWAP). Mask: zeros."""
         if self.settings.stereo:
-            out = np.zeros((n, 2), np.int16)
-            if not self.masked:
-                left, right = (write, read) if self.settings.swap else (read, write)
-                if left is not None:
-                    out[:, 0] = left
-                if right is not None:
-                    out[:, 1] = right
+            if self.masked:
+                return np.zeros((n, 2), np.int16)
+            out = np.empty((n, 2), np.int16)
+            left, right = (write, read) if self.settings.swap else (read, write)
+            out[:, 0] = 0 if left is None else left
+            out[:, 1] = 0 if right is None else right
             return out
         if self.masked:
             return np.zeros(n, np.int16)
         if read is None or write is None:
             return (write if read is None else read).copy()
-        total = read.astype(np.int32)
-        total += write
-        return np.clip(total, -32768, 32767, out=total).astype(np.int16)
+        total = np.add(read, write, dtype=np.int32)
+        np.minimum(total, 32767, out=total)           # in-place min/max: np.clip costs twice as much
+        np.maximum(total, -32768, out=total)
+        return total.astype(np.int16)
 
 
 @dataclass(frozen=True)
@@ -295,7 +328,7 @@ class FileSink:
             raise RecordOpenError(f"cannot append to {self.path}: not a {self.channels}-channel PCM16 WAV")
         return size - WAV_HEADER_BYTES
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self._pending += data
         limit = self.buffer_bytes or self.unit_bytes
         while len(self._pending) >= limit:
@@ -393,7 +426,7 @@ class Recorder:
             self.samples_written += out.shape[0]
             if self._resampler is not None:
                 out = self._resampler.process(out)
-            self._sink.write(out.astype("<i2", copy=False).tobytes())
+            self._sink.write(out.astype("<i2", copy=False).data)
 
     def mask(self) -> None:
         self._bug.masked = True
