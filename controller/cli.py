@@ -81,9 +81,9 @@ def _load(config_file: str):
         raise CommandError(str(exc)) from exc
 
 
-def _open_index(data_dir: str | None, config_file: str | None, create: bool = False) -> Index:
+def _open_index(index_path: Path, create: bool = False) -> Index:
     try:
-        return Index(_index_path(data_dir, config_file), create=create)
+        return Index(index_path, create=create)
     except ConsentlineError as exc:
         raise CommandError(str(exc)) from exc
 
@@ -145,12 +145,13 @@ def customers_import(csv_file, replace, data_dir, config_file):
 
     Nothing is imported if any row is bad. With --config, each process must be configured.
     """
+    index_path = _index_path(data_dir, config_file)  # usage errors first
     known = set(_load(config_file).processes) if config_file else None
     try:
         records = read_customers_csv(csv_file, known_processes=known)
     except ConsentlineError as exc:
         raise CommandError(str(exc)) from exc
-    with _open_index(data_dir, config_file, create=True) as index:
+    with _open_index(index_path, create=True) as index:
         try:
             count = index.import_customers(records, replace_all=replace)
         except ConsentlineError as exc:
@@ -167,7 +168,7 @@ def calls():
 @list_options
 def calls_list(as_json, phone, since, until, limit, data_dir, config_file):
     """List calls, newest first."""
-    with _open_index(data_dir, config_file) as index:
+    with _open_index(_index_path(data_dir, config_file)) as index:
         rows = index.calls(phone=phone, since=since, until=until, limit=limit)
     _print_rows(rows, CALL_COLUMNS, as_json, "No calls.")
 
@@ -178,7 +179,7 @@ def calls_list(as_json, phone, since, until, limit, data_dir, config_file):
 @index_options
 def calls_show(call_uuid, as_json, data_dir, config_file):
     """Show one call: routing decision, consent evidence and recordings."""
-    with _open_index(data_dir, config_file) as index:
+    with _open_index(_index_path(data_dir, config_file)) as index:
         call = index.call(call_uuid)
         if call is None:
             raise CommandError(f"no call {call_uuid} in {index.path}")
@@ -209,7 +210,7 @@ def recordings():
 @list_options
 def recordings_list(as_json, phone, since, until, limit, data_dir, config_file):
     """List recordings, newest first."""
-    with _open_index(data_dir, config_file) as index:
+    with _open_index(_index_path(data_dir, config_file)) as index:
         rows = index.recordings(phone=phone, since=since, until=until, limit=limit)
     _print_rows(rows, RECORDING_COLUMNS, as_json, "No recordings.")
 

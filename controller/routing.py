@@ -73,8 +73,10 @@ class RoutingDecision:
         return self.pack != "none"
 
     def to_dict(self) -> dict:
-        """A JSON-ready copy, as stored on the call's index row."""
-        return asdict(self)
+        """A JSON-ready copy (lists, not tuples), as stored on the call's index row."""
+        data = asdict(self)
+        data["signals"] = [dict(signal) for signal in data["signals"]]
+        return data
 
 
 def route(caller: str, dialed: str, customer: CustomerRecord | None, config: Config) -> RoutingDecision:
