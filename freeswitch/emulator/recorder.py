@@ -323,7 +323,8 @@ class FileSink:
             return size
         with open(self.path, "rb") as existing:
             header = existing.read(WAV_HEADER_BYTES)
-        if header[:36] != wav_header(self.rate_hz, self.channels)[:36] or header[36:40] != b"data":
+        expected = wav_header(self.rate_hz, self.channels)
+        if header[:4] != expected[:4] or header[8:40] != expected[8:40]:
             self._close_fd()
             raise RecordOpenError(f"cannot append to {self.path}: not a {self.channels}-channel PCM16 WAV")
         return size - WAV_HEADER_BYTES
