@@ -175,14 +175,15 @@ def load_config(path: str | Path) -> Config:
     config = _config(top, path, raw) if top is not None else None
     if tree.problems:
         raise ConfigError(tree.problems)
-    config = replace(config, warnings=tuple(tree.warnings + _global_warnings(config)))
+    in_file_order = [message for _, message in sorted(tree.warnings, key=lambda warning: warning[0])]
+    config = replace(config, warnings=tuple(in_file_order + _global_warnings(config)))
     return config
 
 
 def _config(top: Section, path: Path, raw: bytes) -> Config:
     base_dir = path.resolve().parent
     explicit_version = top.take("config_version", version, default=None)
-    prompts_dir = base_dir / top.take("prompts_dir", text, default=".")
+    prompts_dir = base_dir / (top.take("prompts_dir", text, default=".") or ".")
     processes = top.mapping_of("processes", name, lambda s, key: _process(s, key, prompts_dir)) or {}
     if processes and all(p is not None and p.records for p in processes.values()):
         top.problem("processes", "at least one process with pack none (do-not-record customers go there)",
@@ -308,6 +309,7 @@ def _consent(sec: Section) -> ConsentSettings:
         agree_key=sec.take("agree_key", dtmf_key, default=ConsentSettings.agree_key),
         decline_key=sec.take("decline_key", dtmf_key, default=ConsentSettings.decline_key),
         optout_key=sec.take("optout_key", dtmf_key, default=ConsentSettings.optout_key),
+        # FreeSWITCH's play_and_get_digits raises any timeout under 1 s to 1 s
         timeout_s=sec.take("timeout_s", number(1, 60), default=ConsentSettings.timeout_s),
         attempts=sec.take("attempts", integer(1, 5), default=ConsentSettings.attempts),
     )
@@ -415,7 +417,7 @@ class Tree:
         self.problems.append(f"{self.file}:{line}:{where} expected {expected}, got {got}")
 
     def warn(self, line: int, path: str, message: str) -> None:
-        self.warnings.append(f"{self.file}:{line}: {path}: {message}")
+        self.warnings.append((line, f"{self.file}:{line}: {path}: {message}"))
 
 
 def yaml_root(tree: Tree, raw: bytes) -> Node | None:

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 import soundfile
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import controller
 from controller.config import PROMPT_IDS, ConfigError, load_config
@@ -133,3 +136,41 @@ def test_country_lookup_falls_back_from_subdivision_to_country(tmp_path):
     assert config.process_for_country("US-CA") == "never"
     assert config.process_for_country("DE-BY") == "de"
     assert config.process_for_country("DE") is None
+
+
+def _paths(tree, prefix=()):
+    """Every (path, value) in a parsed YAML tree."""
+    yield prefix, tree
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list) else ()
+    for key, value in items:
+        yield from _paths(value, prefix + (key,))
+
+
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-5, 100000), st.floats(allow_nan=False, width=32),
+                    st.text(max_size=12), st.sampled_from(["NO", "de", "+49", "*9", "user/1001", "1"]))
+VALUES = st.recursive(SCALARS, lambda children: st.lists(children, max_size=3)
+                      | st.dictionaries(st.text(max_size=8), children, max_size=3), max_leaves=6)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_mutation_of_the_example_loads_or_fails_with_config_error(tmp_path, data):
+    tree = yaml.safe_load(EXAMPLE.read_text())
+    tree["prompts_dir"] = str(EXAMPLES / "prompts")
+    path, _ = data.draw(st.sampled_from([p for p in _paths(tree) if p[0]]))
+    parent = tree
+    for key in path[:-1]:
+        parent = parent[key]
+    if data.draw(st.booleans()):
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = data.draw(VALUES)
+    target = tmp_path / "mutated.yaml"
+    target.write_text(yaml.safe_dump(tree))
+    try:
+        config = load_config(target)
+    except ConfigError as error:
+        assert error.problems and all(p.startswith(f"{target}:") and " expected " in p for p in error.problems)
+    else:
+        assert config.default_process in config.processes
+        assert all(rule.process is None or rule.process in config.processes for rule in config.routing)
