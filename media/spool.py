@@ -26,6 +26,7 @@ from .results import OpResult
 
 SPOOL_RECORD_VARS = {"RECORD_STEREO": "true", "enable_file_write_buffering": "false", "RECORD_PRE_BUFFER_FRAMES": "0"}
 WAV_UNKNOWN_SIZES = (0, 0xFFFFFFFF)
+YIELD_EVERY_READS = 16
 
 
 def spool_record_vars(stereo: bool = True) -> str:
@@ -159,11 +160,14 @@ class SpoolTailer:
         """Move everything the spool holds now into the recording; returns the input samples moved."""
         if self._discarded:
             return 0
-        moved = 0
+        moved, reads = 0, 0
         with self.recording.exclusive():
             while data := self.reader.read():
                 self.recording.append(from_bytes(data, self.recording.fmt.channels))
                 moved += len(data) // self.recording.fmt.frame_bytes
+                reads += 1
+                if reads % YIELD_EVERY_READS == 0:
+                    gevent.sleep(0)  # a long backlog must not starve the other calls' greenlets
         return moved
 
     def stop(self, actor: str = "system", reason: str = "RECORD_STOP", timeout_s: Optional[float] = None) -> OpResult:
