@@ -203,7 +203,9 @@ class OutboundCall(SafeProtocol, OutboundSession):
         except gevent.queue.Full:
             if item is not _WAKE:
                 self.dropped_events += 1
-                log.warning("call %s: event queue full, dropped %s", self.uuid, item.event_name)
+                if self.dropped_events & (self.dropped_events - 1) == 0:  # 1, 2, 4, 8...: no log flood
+                    log.warning("call %s: event queue full, %d event(s) dropped so far",
+                                self.uuid, self.dropped_events)
 
     def _on_disconnect_notice(self, frame):
         if frame.is_linger_notice:

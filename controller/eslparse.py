@@ -8,7 +8,6 @@ Content-Length counts bytes, never characters. No I/O here.
 """
 
 import json
-import re
 from urllib.parse import unquote
 from xml.etree import ElementTree
 
@@ -77,8 +76,6 @@ class Frame:
                 and self.headers.get("Content-Disposition") == "linger")
 
 
-_HEADER_LINE = re.compile(r"^([^:\n]*):[ ]*(.*)$", re.M)
-
 # Channel variables repeat in every event of a call, so decoded values are
 # cached. Bounded: short values only, and the cache is emptied when full.
 _DECODE_CACHE_ENTRIES = 4096
@@ -101,30 +98,38 @@ def decode_value(value):
 
 
 def parse_header_block(text):
-    """`Name: value` lines -> dict. Split first, decode each value; the first duplicate wins.
+    """`Name: value` lines -> dict. Split first, then decode each value; the first duplicate wins.
 
-    As FreeSWITCH's own client does, the name ends at the first ':' and leading
-    spaces of the value are dropped. Lines without ':' cannot come from an
-    encoder that escapes newlines, so they are ignored rather than glued on.
-    Header order is kept.
+    FreeSWITCH writes every header as name, ': ', value, so the name ends at
+    the first ': ' (at the first ':' on a line without ': '). Lines without
+    ':' cannot come from an encoder that escapes newlines; they are ignored
+    rather than glued to the previous value. Header order is kept.
     """
-    pairs = _HEADER_LINE.findall(text)
-    headers = dict(pairs)
-    if len(headers) != len(pairs):
-        _keep_first(headers, pairs)
-    for name, value in headers.items():
-        if "%" in value:
-            headers[name] = decode_value(value)
+    lines = text.split("\n")
+    try:
+        headers = dict([line.split(": ", 1) for line in lines])
+    except ValueError:  # some line lacks ': '
+        headers = _parse_lines_slowly(lines)
+    else:
+        if len(headers) != len(lines):
+            headers = _parse_lines_slowly(lines)  # duplicates (HANGUP_COMPLETE's Hangup-Cause)
+    cached = _decode_cache.get
+    for name, value in [item for item in headers.items() if "%" in item[1]]:
+        headers[name] = cached(value) or decode_value(value)
     return headers
 
 
-def _keep_first(headers, pairs):
-    # CHANNEL_HANGUP_COMPLETE carries Hangup-Cause twice; the first one counts.
-    seen = set()
-    for name, value in pairs:
-        if name not in seen:
-            seen.add(name)
+def _parse_lines_slowly(lines):
+    headers = {}
+    for line in lines:
+        name, sep, value = line.partition(": ")
+        if not sep:
+            name, sep, value = line.partition(":")
+            if not sep:
+                continue
+        if name not in headers:
             headers[name] = value
+    return headers
 
 
 def content_length(headers):
