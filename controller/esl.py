@@ -99,7 +99,7 @@ class OutboundCall(SafeProtocol, OutboundSession):
         """`event plain ...` on top of myevents (needs `full`), e.g. RECORD_START RECORD_STOP."""
         self._command_ok(event_command(event_names, event_format), timeout_s)
 
-    def execute(self, app, arg=None, *, timeout_s, event_lock=True, loops=None):
+    def execute(self, app, arg=None, *, timeout_s, event_lock=True):
         """Run a dialplan application and return its CHANNEL_EXECUTE_COMPLETE frame.
 
         Raises ESLTimeout (with `app_uuid`) when it does not complete in time,
@@ -108,7 +108,7 @@ class OutboundCall(SafeProtocol, OutboundSession):
         """
         self._raise_if_unusable(survive_hangup=False)
         app_uuid = str(uuidlib.uuid4())
-        command = execute_command(app, arg, app_uuid, event_lock, loops)
+        command = execute_command(app, arg, app_uuid, event_lock)
         deadline = time.monotonic() + timeout_s
         waiter = self._waiters.add(completion_of(app_uuid))  # before sending: cannot miss it
         try:

@@ -30,13 +30,11 @@ def check_name(text, what):
     return text
 
 
-def execute_command(app, arg, app_uuid, event_lock=True, loops=None):
+def execute_command(app, arg, app_uuid, event_lock=True):
     """`sendmsg` that runs `app arg`; FreeSWITCH echoes `app_uuid` as Application-UUID."""
     lines = ["sendmsg", "call-command: execute", "execute-app-name: " + check_name(app, "app")]
     if arg is not None and arg != "":
         lines.append("execute-app-arg: " + check_line(str(arg), "app arg"))
-    if loops is not None:
-        lines.append("loops: %d" % int(loops))
     if event_lock:
         lines.append("event-lock: true")
     lines.append("Event-UUID: " + check_line(app_uuid, "app uuid"))
