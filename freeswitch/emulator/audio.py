@@ -200,23 +200,17 @@ class BufferSource(Source):
         self.samples = np.asarray(samples, dtype=np.int16)
         self.path = path
         length = self.samples.shape[0]
-        if not length:
-            self.duration_samples = 0
-        elif plays is None:
-            self.duration_samples = None
-        else:
-            self.duration_samples = length * plays
+        self.duration_samples = 0 if not length else None if plays is None else length * plays
 
     def _render(self, start_sample: int, n: int) -> np.ndarray:
         length = self.samples.shape[0]
         end = n if self.duration_samples is None else max(0, min(n, self.duration_samples - start_sample))
+        out = np.zeros(n, np.int16)
         offset = start_sample % length if length else 0
         if offset + end <= length:
-            out = np.zeros(n, np.int16)
             out[:end] = self.samples[offset:offset + end]
-            return out
-        out = np.zeros(n, np.int16)
-        out[:end] = self.samples[(start_sample + np.arange(end)) % length]
+        else:                                       # the end of one play runs into the next
+            out[:end] = self.samples[(start_sample + np.arange(end)) % length]
         return out
 
 
@@ -277,12 +271,8 @@ def silence_stream(spec: str, rate_hz: int) -> SilenceSource:
 
 def atoi(text: str) -> int:
     """C's atoi: optional blanks and sign, then digits; anything else ends the number (0 if none)."""
-    text = text.lstrip(" \t\n\r\f\v")
-    digits_end = 1 if text[:1] in ("-", "+") else 0
-    while digits_end < len(text) and text[digits_end].isdigit():
-        digits_end += 1
-    number = text[:digits_end]
-    return int(number) if number.lstrip("+-") else 0
+    match = re.match(r"\s*([+-]?[0-9]+)", text)
+    return int(match.group(1)) if match else 0
 
 
 def atof(text: str) -> float:

@@ -1,6 +1,6 @@
 """The recording media bug: the file FreeSWITCH 1.10.12 writes for record_session and uuid_record.
 
-Three parts. `RecordSettings` reads the channel and recording variables as FreeSWITCH does. `MediaBug` is the pure
+Four parts. `RecordSettings` reads the channel and recording variables as FreeSWITCH does. `MediaBug` is the pure
 core of switch_core_media_bug_read and record_callback: the pre-buffer, the read/write pairing, mono mix or stereo,
 mask. `FileSink` is the thin I/O shell of the core file layer: WAV header, 65,536-byte write buffering, final header.
 `Recorder` ties them together for the emulator.
@@ -10,7 +10,8 @@ What the traces show and this reproduces (tests/traces, recordings/):
     are held, and while FreeSWITCH sends the caller nothing the lag never drains: the file trails the call by 25
     packets, and they are lost at stop or hangup. When both legs carry audio the backlog is paired off at once.
   * drop_pre_buffer() (bridge and unbridge) discards the backlog and starts the hold-back again.
-  * Mask zeroes what leaves the buffer, so it lands 25 packets late on the caller's audio.
+  * Mask zeroes what leaves the buffer: while the lag lasts it covers the caller's audio from 25 packets earlier
+    and leaves the last 25 packets before unmask unmasked (uuid_record.wav: zeros from 1.29 s for a mask at 2.04 s).
   * A side with no audio is filled with -1 (0xFFFF); an idle mono call therefore records caller - 1.
 """
 
@@ -53,7 +54,7 @@ def switch_true(value: str | None) -> bool:
     if text.lower() in ("yes", "on", "true", "t", "enabled", "active", "allow"):
         return True
     digits = text[1:] if text[:1] in "+-" else text
-    return bool(digits) and all(c == "." or c.isdigit() for c in digits) and atoi(text) != 0
+    return bool(digits) and all(c == "." or "0" <= c <= "9" for c in digits) and atoi(text) != 0
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class RecordSettings:
         if get("RECORD_MIN_SEC") is not None and atoi(get("RECORD_MIN_SEC")) >= 0:
             min_sec = atoi(get("RECORD_MIN_SEC"))
         rate = atoi(get("record_sample_rate") or "")
-        return cls(stereo=switch_true(get("RECORD_STEREO")) or swap if stereo is None else stereo, swap=swap,
+        return cls(stereo=(switch_true(get("RECORD_STEREO")) or swap) if stereo is None else stereo, swap=swap,
                    read_stream=read_stream, write_stream=write_stream, pre_buffer_frames=pre_buffer,
                    file_buffer_bytes=file_buffer, min_sec=min_sec, append=append,
                    file_rate_hz=rate if rate in VALID_RATES_HZ else None,
@@ -112,6 +113,7 @@ class _SampleQueue:
 
     def __init__(self, max_samples: int):
         self.max_samples = max_samples
+        self.dropped_samples = 0
         self._buffer = np.empty(8192, np.int16)
         self._start = self._end = 0
 
@@ -123,8 +125,9 @@ class _SampleQueue:
 
     def append(self, samples: np.ndarray) -> None:
         n, held = samples.shape[0], self._end - self._start
-        if held + n > self.max_samples:
-            return                         # FreeSWITCH's bug buffer refuses a write past its maximum
+        if held + n > self.max_samples:    # FreeSWITCH's bug buffer refuses a write past its maximum
+            self.dropped_samples += n
+            return
         if self._end + n > self._buffer.shape[0]:
             buffer = self._buffer if held + n <= self._buffer.shape[0] // 2 else np.empty(2 * (held + n), np.int16)
             buffer[:held] = self._buffer[self._start:self._end]
@@ -407,8 +410,15 @@ class Recorder:
     def write_failed(self) -> bool:
         return self._sink.failed
 
+    @property
+    def held_back_frames(self) -> int:
+        """Packets of the caller's audio in the pre-buffer: not yet in the file, and lost if it stops now."""
+        return self._bug.held_frames
+
     def open(self) -> None:
         """Create the file (and missing directories); a WAV's placeholder header is on disk at once."""
+        if self._opened:
+            raise RecordStateError(f"{self.path} is already open")
         if self._format is None:
             raise RecordOpenError(f"cannot record to {self.path}: only .wav, .raw, .r8 and .r16 are emulated")
         self._sink.open()
@@ -420,6 +430,8 @@ class Recorder:
             raise RecordStateError(f"{self.path} is not open")
         if read.shape[0] % self.packet_samples or (write is not None and write.shape != read.shape):
             raise ValueError("feed whole packets, read and write of the same length")
+        if read.dtype != np.int16 or (write is not None and write.dtype != np.int16):
+            raise ValueError("feed int16 samples")
         if self.paused:
             return
         out = self._bug.push(read, write)

@@ -206,7 +206,9 @@ def test_bridge_drops_the_held_back_audio_and_the_bridged_audio_then_lines_up(tm
     caller = audio.marker_block(300, 8000, 0, 300 * PACKET_30MS)
     agent = audio.marker_block(310, 8000, 0, 300 * PACKET_30MS)
     recorder.feed(caller[:100 * PACKET_30MS])
+    assert recorder.held_back_frames == 25
     recorder.drop_pre_buffer()
+    assert recorder.held_back_frames == 0
     for start in range(100 * PACKET_30MS, 300 * PACKET_30MS, 5 * PACKET_30MS):
         recorder.feed(caller[start:start + 5 * PACKET_30MS], agent[start:start + 5 * PACKET_30MS])
     result = recorder.close("hangup")
@@ -341,6 +343,10 @@ def test_feeding_outside_open_and_close_is_refused(tmp_path):
     recorder.open()
     with pytest.raises(ValueError):
         recorder.feed(np.zeros(100, np.int16))
+    with pytest.raises(ValueError):
+        recorder.feed(np.zeros(160, np.float32))
+    with pytest.raises(RecordStateError):
+        recorder.open()
     first = recorder.close("stop")
     assert recorder.close("hangup") is first
     with pytest.raises(RecordStateError):
