@@ -221,6 +221,26 @@ def test_bridge_drops_the_held_back_audio_and_the_bridged_audio_then_lines_up(tm
     assert result.completion_cause == "success-silence"
 
 
+def test_a_prompt_during_the_pre_buffer_shortens_the_lag(tmp_path):
+    # outbound_connect_answer_playback.txt: a 300 ms tone_stream played from the second packet of the recording,
+    # then silence from the switch until hangup. The 10 tone packets pair off 10 held packets, so 16 remain held
+    # and are lost at hangup: a 6.69 s recording gives the 6.21 s outbound_x.wav.
+    expected, _ = real("outbound_x.wav")
+    path = tmp_path / "outbound_x.wav"
+    recorder = Recorder(str(path), 8000, packet_samples=PACKET_30MS, variables={})
+    recorder.open()
+    tone, _ = audio.tone_stream("%(300,0,800)", 8000)
+    caller = audio.MarkerSource(300, 8000)
+    recorder.feed(caller.read(PACKET_30MS))
+    recorder.feed(caller.read(tone.shape[0]), tone)
+    for _ in range(223 - 11):
+        recorder.feed(caller.read(PACKET_30MS))
+    assert recorder.held_back_frames == 16
+    result = recorder.close("hangup")
+    assert result.record_samples == expected.shape[0] == 207 * PACKET_30MS
+    assert result.channel_variables()["record_ms"] == "6210"
+
+
 def test_no_pre_buffer_keeps_the_whole_call(tmp_path):
     path = tmp_path / "whole.wav"
     recorder = Recorder(str(path), 8000, stereo=True, variables={"RECORD_PRE_BUFFER_FRAMES": "0"})
