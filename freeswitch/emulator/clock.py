@@ -17,6 +17,14 @@ class VirtualClock:
         self._real_start = time.monotonic()
         self._epoch_start = time.time() if epoch_s is None else epoch_s
 
+    def set_speed(self, speed: float) -> None:
+        """Change the speed without a jump in virtual time."""
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        now = self.now()
+        self.speed = float(speed)
+        self._real_start = time.monotonic() - now / self.speed
+
     def now(self) -> float:
         """Virtual seconds since the clock started."""
         return (time.monotonic() - self._real_start) * self.speed

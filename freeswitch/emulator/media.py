@@ -24,8 +24,10 @@ class MediaTicker:
         return gevent.spawn(self._loop)
 
     def track(self, session):
-        if not hasattr(session, "media_pos"):
-            session.media_pos = self._due_samples(session)
+        """Called as a recording starts: bring the others up to now, so the new one starts from this packet."""
+        if session.uuid in self.tracked:
+            self.flush(session)
+        session.media_pos = self._due_samples(session)
         self.tracked[session.uuid] = session
 
     def _loop(self):

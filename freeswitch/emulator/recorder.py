@@ -136,6 +136,7 @@ class _SampleQueue:
         self._end += n
 
     def pop(self, n: int) -> np.ndarray:
+        n = min(n, self._end - self._start)   # never past what is held (an append can be refused when full)
         view = self._buffer[self._start:self._start + n]
         self._start += n
         return view
@@ -234,6 +235,8 @@ class MediaBug:
             if len(self._read_queue):
                 self._read_queue.append(read)
                 delayed = self._read_queue.pop(n)
+                if delayed.shape[0] < n:   # the bug buffer overflowed: FreeSWITCH fills what it lacks
+                    delayed = np.concatenate([delayed, self._fill(n - delayed.shape[0])])
         if not self.settings.write_stream:
             write = None
         elif write is None:

@@ -33,18 +33,17 @@ class RecordingBug:
         merged = dict(channel.variables.items())
         merged.update(recording_vars)
         self.variables = merged
-        stereo = merged.get("RECORD_STEREO", "").lower() == "true"
-        rate = int(merged.get("record_sample_rate") or channel.rate_hz)
-        self.recorder = Recorder(path, rate, stereo=stereo, variables=merged, packet_samples=channel.rate_hz * channel.ptime_ms // 1000)
+        self.recorder = Recorder(path, channel.rate_hz, variables=merged,
+                                 packet_samples=channel.rate_hz * channel.ptime_ms // 1000)
         self.started_at = session.switch.clock.now()
         self.stopped = False
 
     def start(self):
         self.recorder.open()
+        self.session.switch.media.track(self.session)
         self.session.recordings[self.path] = self
         self.session.fire("RECORD_START", self._path_headers())
         self.session.switch.scenario_hook("record_start", self.session, path=self.path, bug=self)
-        self.session.switch.media.track(self.session)
 
     def _path_headers(self):
         return [("Record-File-Path", self.path)] + [(f"Recording-Variable-{k}", v) for k, v in self.recording_vars]

@@ -101,6 +101,7 @@ class Session:
 
     def _route_and_execute(self):
         self.fire("CHANNEL_CREATE")
+        self.set_call_state("RINGING")   # the trunk's INVITE is ringing us
         self.set_state("CS_ROUTING")
         self.set_state("CS_EXECUTE")
         for app, arg in self.dialplan:
@@ -228,6 +229,7 @@ class Session:
         if not channel.up:
             return False
         channel.up = False
+        channel.state = "CS_HANGUP"      # the state number moves now; Channel-State follows when the app returns
         channel.hangup_cause = cause_from_string(cause)
         channel.times["hangup"] = self.switch.clock.epoch_us()
         channel.answer_state = "hangup"
@@ -411,14 +413,14 @@ class Session:
         self.fire("CHANNEL_EXECUTE_COMPLETE", done_headers)
 
     def write_audio(self, position, n):
-        """What FreeSWITCH sends to this leg: the prompt being played, else the bridged peer, else silence."""
+        """What FreeSWITCH sends to this leg: the prompt being played, else the bridged peer, else None (nothing)."""
         if self.playing is not None:
             return self.playing.read(n)
         peer = self.channel.peer
         if peer is not None and self.channel.media_started_at is not None:
             t = self.channel.media_started_at + position / self.channel.rate_hz
             return peer.read_audio_at(t, n)
-        return np.zeros(n, dtype=np.int16)
+        return None
 
     def set_response(self, text):
         self.channel.variables.set("current_application_response", text)

@@ -48,18 +48,12 @@ def serialize_plain(headers, body=None) -> bytes:
 
 
 def serialize_json(headers, body=None) -> bytes:
-    """One unformatted JSON object of string values; repeated names become arrays; the body as `_body`."""
-    obj = {}
-    for name, value in headers:
-        if name in obj:
-            prev = obj[name]
-            obj[name] = (prev if isinstance(prev, list) else [prev]) + [value]
-        else:
-            obj[name] = value
+    """One unformatted JSON object of string values, in header order; a repeated header repeats its key."""
+    parts = [f"{json.dumps(name, ensure_ascii=False)}:{json.dumps(value, ensure_ascii=False)}" for name, value in headers]
     if body is not None:
-        obj["Content-Length"] = str(len(body.encode("utf-8")))
-        obj["_body"] = body
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        parts.append(f'"Content-Length":"{len(body.encode("utf-8"))}"')
+        parts.append(f'"_body":{json.dumps(body, ensure_ascii=False)}')
+    return ("{" + ",".join(parts) + "}").encode("utf-8")
 
 
 def serialize_xml(headers, body=None) -> bytes:
