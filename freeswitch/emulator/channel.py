@@ -133,6 +133,7 @@ class Channel:
         self.up = True                 # False once hangup starts
         self.answered_at = None        # virtual seconds
         self.media_started_at = None   # virtual seconds: answer or early media, whichever came first
+        self.hungup_at = None          # virtual seconds: media ends here
         self.audio = None              # callable(first_sample_since_answer, n) -> int16 array: what this leg says
         self.gone = gevent.event.Event()  # set once the hangup has been requested
 

@@ -157,32 +157,39 @@ class Listener:
         if name == "CUSTOM" and not self.all_events and "CUSTOM" not in self.event_names:
             if event.get("Event-Subclass") not in self.custom_subclasses:
                 return False
-        if self.session is not None:
-            if name == "BACKGROUND_JOB":
-                if event.get("Job-Owner-UUID") != self.session.uuid:
-                    return False
-            elif event.get("Unique-ID") != self.session.uuid:
-                return False
-        return self._passes_filters(event)
+        if not self._passes_filters(event):
+            return False
+        if self.myevents and self.session is not None:
+            # mod_event_socket: with myevents only the bound channel's events, and its own background jobs
+            if event.get("Job-Owner-UUID") == self.session.uuid:
+                return True
+            return event.get("Unique-ID") == self.session.uuid
+        return True
 
     def _passes_filters(self, event):
+        """mod_event_socket's filters: once any exists, an event needs a header that matches a positive filter
+        (`+` or none) and none that matches a negative one (`-`); a value starting with `/` is a regex."""
         if not self.filters:
             return True
+        send = False
         for header, value in self.filters:
-            negative = value.startswith("-")
-            pattern = value[1:] if negative else value
             actual = event.get(header)
             if actual is None:
                 continue
-            if pattern.startswith("/"):
-                matched = re.search(pattern.strip("/"), actual) is not None
+            pattern = value.lstrip(" +-")
+            signs = value[:len(value) - len(pattern)].replace(" ", "")
+            positive = not signs.endswith("-")
+            if send and positive:
+                continue
+            if value.startswith("/"):
+                matched = re.search(value.strip("/"), actual) is not None
             else:
                 matched = actual.lower() == pattern.lower()
-            if matched and not negative:
-                return True
-            if negative and not matched:
-                return True
-        return False
+            if matched:
+                if not positive:
+                    return False
+                send = True
+        return send
 
     def offer(self, event):
         if self.closing or not self.authenticated or not self.wants(event):
@@ -335,6 +342,7 @@ class Listener:
             if fmt in ("plain", "json", "xml"):
                 self.format = fmt
             self.myevents = True
+            self.switch.bind_listener(self, self.session.uuid)
             self.reply("+OK Events Enabled")
             return
         if not rest:
@@ -352,6 +360,7 @@ class Listener:
         self.session = session
         session.inbound_listeners.add(self)
         self.myevents = True
+        self.switch.bind_listener(self, uuid)
         self.reply("+OK Events Enabled")
 
     def _cmd_divert_events(self, rest, command):

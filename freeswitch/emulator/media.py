@@ -47,7 +47,8 @@ class MediaTicker:
         if start is None:
             return 0
         packet = channel.rate_hz * channel.ptime_ms // 1000
-        elapsed = max(0.0, self.switch.clock.now() - start)
+        end = channel.hungup_at if channel.hungup_at is not None else self.switch.clock.now()
+        elapsed = max(0.0, end - start)
         return int(elapsed * channel.rate_hz) // packet * packet
 
     def flush(self, session):

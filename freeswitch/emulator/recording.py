@@ -7,7 +7,7 @@ per-recording variables, RECORD_START/RECORD_STOP events and the channel variabl
 import os
 import urllib.parse
 
-from freeswitch.emulator.recorder import Recorder
+from freeswitch.emulator.recorder import Recorder, RecorderError
 
 
 def parse_recording_vars(text):
@@ -83,7 +83,7 @@ def start_recording(session, path, limit_s=0, recording_vars=()):
     bug = RecordingBug(session, path, list(recording_vars), limit_s)
     try:
         bug.start()
-    except OSError:
+    except (OSError, RecorderError):   # FreeSWITCH answers -ERR Cannot record session!
         return False
     return True
 

@@ -91,6 +91,8 @@ class CallSpec:
         _expect(isinstance(data, dict), where, "a mapping")
         unknown = set(data) - self.KEYS
         _expect(not unknown, f"{where}.{sorted(unknown)[0] if unknown else ''}", f"one of {sorted(self.KEYS)}")
+        _expect(isinstance(data.get("id", ""), (str, int)) and not isinstance(data.get("id"), bool), f"{where}.id",
+                "a quoted label (YAML reads yes/no as booleans)")
         self.id = str(data.get("id") or where)
         self.start_s = float(data.get("start_s", 0))
         for key in ("caller", "dialed"):

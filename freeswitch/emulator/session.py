@@ -232,6 +232,7 @@ class Session:
         channel.state = "CS_HANGUP"      # the state number moves now; Channel-State follows when the app returns
         channel.hangup_cause = cause_from_string(cause)
         channel.times["hangup"] = self.switch.clock.epoch_us()
+        channel.hungup_at = self.switch.clock.now()
         channel.answer_state = "hangup"
         self.hangup_initiator = initiator
         self.fire("CHANNEL_HANGUP")
@@ -337,7 +338,14 @@ class Session:
         return digits
 
     def wait(self, timeout_s):
-        """Sleep up to timeout_s of virtual time; wake early on a command, digit, break or hangup."""
+        """Sleep up to timeout_s of virtual time; wake early on a command, digit, break or hangup.
+
+        Returns at once once the channel is down or a break is pending: a nested app may have consumed the
+        wake-up that announced it.
+        """
+        if not self.channel.up or self.break_requested:
+            self.wakeup.clear()
+            return
         if timeout_s is None:
             self.wakeup.wait()
         else:

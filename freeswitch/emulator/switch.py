@@ -31,7 +31,9 @@ class Switch:
         self.recordings_dir = recordings_dir
         self.sounds_dir = sounds_dir
         self.sessions = {}
-        self.listeners = set()
+        self.listeners = set()           # every ESL connection
+        self._unbound = set()            # listeners that may want any channel's events
+        self._bound = {}                 # uuid -> listeners with `myevents` on that channel
         self.applications = APPLICATIONS
         self.apis = ApiCommands(self)
         self.profiles = Profiles(self)
@@ -87,12 +89,30 @@ class Switch:
 
     def add_listener(self, listener):
         self.listeners.add(listener)
+        self._unbound.add(listener)
+
+    def bind_listener(self, listener, uuid):
+        """`myevents`: from now on the listener only gets that channel's events, so index it by uuid."""
+        self._unbound.discard(listener)
+        self._bound.setdefault(uuid, set()).add(listener)
 
     def remove_listener(self, listener):
         self.listeners.discard(listener)
+        self._unbound.discard(listener)
+        for uuid in [u for u, group in self._bound.items() if listener in group]:
+            group = self._bound[uuid]
+            group.discard(listener)
+            if not group:
+                del self._bound[uuid]
 
     def fire(self, event: Event):
-        for listener in list(self.listeners):
+        targets = list(self._unbound)
+        uuid = event.get("Unique-ID")
+        if uuid in self._bound:
+            targets += self._bound[uuid]
+        if event.get("Event-Name") == "BACKGROUND_JOB":
+            targets += self._bound.get(event.get("Job-Owner-UUID"), ())
+        for listener in targets:
             listener.offer(event)
 
     def _heartbeat_loop(self):
