@@ -90,6 +90,27 @@ def wait_for(waiter, timeout_s, what):
     return waiter.result.get(block=False)
 
 
+class Expectation:
+    """An event registered for before it could arrive (see SafeProtocol.expect)."""
+
+    def __init__(self, waiters, waiter):
+        self._waiters = waiters
+        self._waiter = waiter
+
+    @property
+    def arrived(self):
+        return self._waiter.result.ready() and self._waiter.result.successful()
+
+    def wait(self, timeout_s, what="expected event"):
+        try:
+            return wait_for(self._waiter, timeout_s, what)
+        finally:
+            self.cancel()
+
+    def cancel(self):
+        self._waiters.discard(self._waiter)
+
+
 class SafeProtocol:
     """Mix in before a greenswitch protocol class: `class X(SafeProtocol, greenswitch.InboundESL)`."""
 
@@ -255,6 +276,14 @@ class SafeProtocol:
             self._connection_lost(eslerrors.SOCKET_ERROR)
             raise self._lost_error() from None
         return pending
+
+    def expect(self, predicate, survive_hangup=False):
+        """Register interest in an event *before* the command that causes it, so it cannot be missed.
+
+        Returns an Expectation: `wait(timeout_s)` for the frame, `cancel()` when no longer needed.
+        """
+        self._raise_if_unusable(survive_hangup)
+        return Expectation(self._waiters, self._waiters.add(predicate, survive_hangup))
 
     def wait_event(self, predicate, timeout_s, survive_hangup=False):
         """Wait for the next event for which `predicate(frame)` is true; return the frame."""

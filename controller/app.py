@@ -1,0 +1,68 @@
+"""The running controller: config, index, media store, the outbound call server and the inbound ESL link."""
+
+import functools
+import logging
+import os
+
+import soundfile
+
+from controller.callflow import CallFlow
+from controller.eslinbound import InboundSupervisor
+from controller.index import Index
+from controller.indexio import OffHubIndex
+from controller.service import CallServer, install_sigterm_handler
+from media import MediaStore, SpoolTailer
+
+log = logging.getLogger(__name__)
+
+SPOOL_POLL_S = 0.05
+
+
+@functools.lru_cache(maxsize=256)
+def prompt_seconds(path):
+    """A prompt's length (the check that a notice played in full needs it)."""
+    return soundfile.info(str(path)).duration
+
+
+def tail_spool(recording, spool_path):
+    return SpoolTailer(recording, spool_path, poll_s=SPOOL_POLL_S)
+
+
+class Controller:
+    def __init__(self, config, *, listen=None, esl=None, password=None, data_dir=None, max_calls=1000,
+                 inbound=True, observer=None):
+        self.config = config
+        settings = config.controller
+        self.listen_host, self.listen_port = listen or (settings.listen_host, settings.listen_port)
+        self.esl_host, self.esl_port = esl or (settings.esl.host, settings.esl.port)
+        self.password = password or settings.esl.password
+        data_dir = data_dir or settings.data_dir
+        self.index = Index(os.path.join(str(data_dir), "consentline.db"))
+        self.store = MediaStore(settings.recordings_dir)
+        self.flow = CallFlow(config, OffHubIndex(self.index), self.store, prompt_seconds=prompt_seconds,
+                             tailer_factory=tail_spool, observer=observer)
+        self.server = CallServer(self.flow, host=self.listen_host, port=self.listen_port, max_calls=max_calls)
+        self.inbound = InboundSupervisor(self.esl_host, self.esl_port, self.password) if inbound else None
+
+    def start(self):
+        reports = self.store.recover()
+        for report in reports:
+            log.info("recovered recording %s", getattr(report, "recording_id", report))
+        self.server.start()
+        if self.inbound is not None:
+            self.inbound.start()
+        return self
+
+    @property
+    def port(self):
+        return self.server.port
+
+    def install_signal_handlers(self, drain_timeout_s=30.0):
+        return install_sigterm_handler(self.server, drain_timeout_s)
+
+    def stop(self, drain_timeout_s=10.0):
+        self.server.stop(drain_timeout_s)
+        if self.inbound is not None:
+            self.inbound.stop()
+        self.flow.index.close()
+        self.index.close()

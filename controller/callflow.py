@@ -1,0 +1,229 @@
+"""One inbound call, end to end: route, ask for consent, record only if lawful, bridge to the agent, finish.
+
+Fail closed: any error before the recording is confirmed leaves the call unrecorded (nothing was created on
+disk), and the call still goes to its agent where the process names one. Errors after that stop the recording
+and delete it. The index gets every decision and its evidence before any audio is kept.
+"""
+
+import logging
+import time
+
+import gevent
+
+from controller import consent
+from controller.callrecording import CallRecording
+from controller.errors import IndexStoreError
+from controller.eslerrors import CallGone, ESLError
+from controller.routing import route
+from controller.withdrawal import WithdrawalWatcher
+
+log = logging.getLogger(__name__)
+
+ANSWER_TIMEOUT_S = 10.0
+PROMPT_MARGIN_S = 10.0
+MAX_BRIDGE_S = 4 * 3600.0
+KEY_VARIABLE = "consentline_key"
+
+
+class EslConsentPort:
+    """What consent steps need, over the call's ESL connection."""
+
+    def __init__(self, call, process, prompt_seconds):
+        self.call = call
+        self.process = process
+        self.prompt_seconds = prompt_seconds
+
+    def _prompt(self, prompt_id):
+        prompt = self.process.prompts[prompt_id]
+        return prompt, self.prompt_seconds(prompt.path)
+
+    def play(self, prompt_id):
+        prompt, seconds = self._prompt(prompt_id)
+        done = self.call.execute("playback", str(prompt.path), timeout_s=seconds + PROMPT_MARGIN_S)
+        return _played_in_full(done, seconds)
+
+    def ask(self, prompt_id, timeout_s, attempts):
+        prompt, seconds = self._prompt(prompt_id)
+        timeout_ms = int(timeout_s * 1000)
+        arg = (f"1 1 {attempts} {timeout_ms} # {prompt.path} silence_stream://250 {KEY_VARIABLE} "
+               f"^[0-9*#ABCD]$ {timeout_ms}")
+        self._drain_digits()
+        budget = attempts * (seconds + timeout_s + 1) + PROMPT_MARGIN_S
+        done = self.call.execute("play_and_get_digits", arg, timeout_s=budget)
+        key = done.headers.get(f"variable_{KEY_VARIABLE}")
+        pressed = self._drain_digits()
+        if key is None and pressed:
+            key = pressed[0]  # e.g. a lone '#', which play_and_get_digits swallows as a terminator
+        return consent.Answer(key=key, prompt_completed=_played_in_full(done, seconds))
+
+    def _drain_digits(self):
+        """DTMF events already queued (FreeSWITCH reports every digit play_and_get_digits reads)."""
+        digits = []
+        while True:
+            try:
+                frame = self.call.next_event(0)
+            except ESLError:
+                return digits
+            if frame.headers.get("Event-Name") == "DTMF":
+                digits.append(frame.headers.get("DTMF-Digit"))
+
+
+def _played_in_full(done, seconds):
+    """FILE PLAYED also means 'broken off'; the samples played tell the difference (terminators are off)."""
+    if done.headers.get("Application-Response") not in ("FILE PLAYED", "_none_"):
+        return False
+    rate = int(done.headers.get("Channel-Read-Codec-Rate") or 8000)
+    played = int(done.headers.get("variable_playback_samples") or 0)
+    return played >= int((seconds - 0.1) * rate)
+
+
+class IndexEvidence:
+    """Consent evidence, written before the flow goes on: a refused write stops the flow (fail closed)."""
+
+    def __init__(self, index, call_uuid, process):
+        self.index = index
+        self.call_uuid = call_uuid
+        self.process = process
+
+    def prompt_played(self, prompt_id):
+        self.index.evidence_prompt(self.call_uuid, prompt_id, self.process.prompts[prompt_id].sha256, time.time())
+
+    def key_pressed(self, key):
+        self.index.evidence_digit(self.call_uuid, key, time.time())
+
+
+class CallFlow:
+    """The handler CallServer runs for each call."""
+
+    def __init__(self, config, index, store, *, prompt_seconds, tailer_factory, observer=None):
+        self.config = config
+        self.index = index
+        self.store = store
+        self.prompt_seconds = prompt_seconds
+        self.tailer_factory = tailer_factory
+        self.observer = observer or (lambda kind, call, **info: None)
+
+    def __call__(self, call):
+        data = call.session_data or {}
+        caller = data.get("Caller-Caller-ID-Number", "")
+        dialed = data.get("Caller-Destination-Number", "")
+        rate_hz = int(data.get("Channel-Read-Codec-Rate") or 8000)
+        recording = None
+        try:
+            call.subscribe(["RECORD_START", "RECORD_STOP"])
+            process, outcome = self._decide(call, caller, dialed)
+            if outcome.record:
+                recording = self._start_recording(call, process, rate_hz)
+            self._connect_agent(call, process, recording)
+        finally:
+            self._finish(call, recording)
+
+    # -- deciding ----------------------------------------------------------------------------------------------
+
+    def _decide(self, call, caller, dialed):
+        """Route and run the consent flow. Any failure: not recorded (and the reason is kept where possible)."""
+        process = self.config.processes[self.config.default_process]
+        try:
+            self.index.call_started(call.uuid, caller, dialed, time.time())
+            customer = self.index.customer(caller)
+            decision = route(caller, dialed, customer, self.config)
+            process = self.config.processes[decision.process]
+            self.index.routing_decided(call.uuid, decision)
+            self.observer("routed", call, decision=decision)
+            call.execute("answer", timeout_s=ANSWER_TIMEOUT_S)
+            call.execute("set", "playback_terminators=none", timeout_s=ANSWER_TIMEOUT_S)
+            port = EslConsentPort(call, process, self.prompt_seconds)
+            outcome = consent.run_consent(process, port, IndexEvidence(self.index, call.uuid, process))
+            self.index.consent_decided(call.uuid, outcome.outcome, outcome.reason, process.name,
+                                       self.config.config_version, time.time())
+        except CallGone:
+            outcome = consent.Outcome(False, "hangup", "the caller hung up before consent was decided")
+            self._record_failure(call, process, outcome)
+            raise
+        except (ESLError, IndexStoreError, KeyError, OSError) as exc:
+            outcome = consent.Outcome(False, "error", f"consent flow failed, not recorded: {exc}")
+            self._record_failure(call, process, outcome)
+        self.observer("consent", call, outcome=outcome, process=process)
+        return process, outcome
+
+    def _record_failure(self, call, process, outcome):
+        log.warning("call %s: %s", call.uuid, outcome.reason)
+        try:
+            self.index.consent_decided(call.uuid, outcome.outcome, outcome.reason, process.name,
+                                       self.config.config_version, time.time())
+        except IndexStoreError:
+            log.error("call %s: could not record the failed consent decision either", call.uuid)
+
+    # -- recording ---------------------------------------------------------------------------------------------
+
+    def _start_recording(self, call, process, rate_hz):
+        recording = CallRecording(call, self.store, self.config.controller.spool_dir, rate_hz=rate_hz,
+                                  process=process, tailer_factory=self.tailer_factory)
+        try:
+            recording.start()
+            row_id = self.index.recording_opened(call.uuid, recording.store_path, time.time(),
+                                                 recording_id=recording.recording_id)
+            recording.index_id = row_id
+            self.index.recording_state(row_id, "recording", time.time())
+        except CallGone:
+            self._undo(call, recording)
+            raise
+        except Exception as exc:  # anything unconfirmed: the recording must not survive (fail closed)
+            log.warning("call %s: recording not started: %s", call.uuid, exc)
+            self._undo(call, recording)
+            return None
+        self.observer("recording", call, recording=recording)
+        return recording
+
+    def _undo(self, call, recording):
+        try:
+            recording.discard("system", "recording not confirmed")
+        except Exception:
+            log.exception("call %s: could not undo the recording", call.uuid)
+        index_id = getattr(recording, "index_id", None)
+        if index_id:
+            try:
+                self.index.recording_state(index_id, "failed", time.time())
+            except IndexStoreError:
+                pass
+
+    # -- the agent and the end of the call -----------------------------------------------------------------------
+
+    def _connect_agent(self, call, process, recording):
+        watcher = None
+        if recording is not None and process.withdrawal.code:
+            watcher = WithdrawalWatcher(call, process.withdrawal.code, self._withdraw_handler(call, process,
+                                                                                             recording))
+            watcher.start()
+        try:
+            call.execute("bridge", process.agent, timeout_s=MAX_BRIDGE_S)
+            call.hangup()  # the agent hung up: the caller does not stay on an open line
+        finally:
+            if watcher is not None:
+                watcher.stop()
+
+    def _withdraw_handler(self, call, process, recording):
+        def withdraw():
+            keep = process.withdrawal.on_withdraw == "keep"
+            recording.withdraw("caller", "consent withdrawn by the caller", keep=keep)
+            state = "withdrawn" if keep else "purged"
+            self.index.consent_decided(call.uuid, "withdrawn", f"the caller withdrew consent ({state})",
+                                       process.name, self.config.config_version, time.time())
+            self.index.recording_state(recording.index_id, state, time.time(),
+                                       duration_s=recording.duration_s if keep else None)
+            self.observer("withdrawn", call, keep=keep)
+        return withdraw
+
+    def _finish(self, call, recording):
+        if recording is not None and recording.state == "recording":
+            try:
+                recording.finish()
+                self.index.recording_state(recording.index_id, "completed", time.time(),
+                                           duration_s=recording.duration_s)
+            except Exception:
+                log.exception("call %s: finishing the recording failed", call.uuid)
+        try:
+            self.index.call_ended(call.uuid, call.hangup_cause or "NORMAL_CLEARING", time.time())
+        except IndexStoreError:
+            log.error("call %s: could not record the end of the call", call.uuid)
+        self.observer("ended", call, recording=recording)
