@@ -61,9 +61,36 @@ def _v2_customers_and_lookups(db: sqlite_utils.Database) -> None:
     db["recordings"].create_index(["call_uuid"])
 
 
+def _v3_audit_tags_flags(db: sqlite_utils.Database) -> None:
+    # controller.audit hash-chains audit_log; the triggers are a first guard, the chain the real one.
+    for sql in (
+        "CREATE TABLE audit_log (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL,"
+        " actor_kind TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,"
+        " outcome TEXT NOT NULL CHECK (outcome IN ('done', 'refused', 'failed')), call_uuid TEXT,"
+        " recording_id TEXT, start_sample INTEGER, end_sample INTEGER, reason TEXT, details TEXT,"
+        " prev_hash TEXT NOT NULL, row_hash TEXT NOT NULL)",
+        "CREATE INDEX audit_log_call_uuid ON audit_log (call_uuid)",
+        "CREATE INDEX audit_log_actor ON audit_log (actor)",
+        "CREATE INDEX audit_log_at ON audit_log (at)",
+        "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log"
+        " BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: rows cannot be changed'); END",
+        "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log"
+        " BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: rows cannot be deleted'); END",
+        # Tags and flags go with their recording (erasure, purge); their history stays in audit_log.
+        "CREATE TABLE recording_tags (recording_id TEXT NOT NULL REFERENCES recordings (id) ON DELETE CASCADE,"
+        " tag TEXT NOT NULL, actor TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (recording_id, tag))",
+        "CREATE INDEX recording_tags_tag ON recording_tags (tag)",
+        "CREATE TABLE recording_flags (recording_id TEXT PRIMARY KEY REFERENCES recordings (id) ON DELETE CASCADE,"
+        " flagged INTEGER NOT NULL, actor TEXT NOT NULL, at TEXT NOT NULL, reason TEXT)",
+        "CREATE INDEX recording_flags_flagged ON recording_flags (flagged)",
+    ):
+        db.execute(sql)
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _v1_calls_recordings_evidence,
     _v2_customers_and_lookups,
+    _v3_audit_tags_flags,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -267,6 +294,20 @@ class Index:
                f"JOIN calls c ON c.uuid = r.call_uuid {where} ORDER BY r.opened_at DESC, r.id"
                f"{_limit(limit, params)}")
         return self._rows(sql, params)
+
+    # --- for modules that own tables in the index (audit log, tags) ---------------------------
+
+    @contextmanager
+    def transaction(self, what: str) -> Iterator[sqlite_utils.Database]:
+        """One write transaction for changes that must commit together (a tag and its audit row).
+
+        The index stays locked until the block ends: no network I/O or waiting inside it."""
+        with self._transaction(what) as db:
+            yield db
+
+    def query(self, sql: str, params: list | tuple = ()) -> list[dict[str, Any]]:
+        """The rows of one read-only query, under the index lock; failures raise IndexStoreError."""
+        return self._rows(sql, list(params))
 
 
 def _filters(alias: str, phone, since, until, time_column: str) -> tuple[str, list]:
