@@ -87,10 +87,28 @@ def _v3_audit_tags_flags(db: sqlite_utils.Database) -> None:
         db.execute(sql)
 
 
+def _v4_outbox(db: sqlite_utils.Database) -> None:
+    # controller.outbox: one row per helpdesk event, written in the transaction of the change it reports,
+    # and one delivery row per (event, endpoint); next_attempt_at is unix seconds so back-off compares as numbers.
+    for sql in (
+        "CREATE TABLE outbox_events (id INTEGER PRIMARY KEY AUTOINCREMENT, event_key TEXT NOT NULL UNIQUE,"
+        " type TEXT NOT NULL, call_uuid TEXT, recording_id TEXT, created_at TEXT NOT NULL, body TEXT NOT NULL)",
+        "CREATE INDEX outbox_events_call_uuid ON outbox_events (call_uuid)",
+        "CREATE TABLE outbox_deliveries (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " event_id INTEGER NOT NULL REFERENCES outbox_events (id), endpoint TEXT NOT NULL,"
+        " state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),"
+        " attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL, last_error TEXT,"
+        " last_status INTEGER, updated_at TEXT NOT NULL, UNIQUE (event_id, endpoint))",
+        "CREATE INDEX outbox_deliveries_due ON outbox_deliveries (endpoint, state, next_attempt_at)",
+    ):
+        db.execute(sql)
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _v1_calls_recordings_evidence,
     _v2_customers_and_lookups,
     _v3_audit_tags_flags,
+    _v4_outbox,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
