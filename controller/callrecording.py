@@ -31,7 +31,8 @@ class CallRecording:
     def __init__(self, call, store, spool_dir, *, rate_hz, process, tailer_factory):
         self.call = call
         self.store = store
-        self.spool_path = os.path.join(str(spool_dir), f"{call.uuid}.raw")
+        # absolute: FreeSWITCH resolves a relative path against its own directories, and reports it resolved
+        self.spool_path = os.path.abspath(os.path.join(str(spool_dir), f"{call.uuid}.raw"))
         self.rate_hz = rate_hz
         self.process = process
         self.recording = None

@@ -214,3 +214,6 @@ def recordings_list(as_json, phone, since, until, limit, data_dir, config_file):
         rows = index.recordings(phone=phone, since=since, until=until, limit=limit)
     _print_rows(rows, RECORDING_COLUMNS, as_json, "No recordings.")
 
+
+from controller.cli_run import run  # noqa: E402  (command modules import helpers from this one)
+cli.add_command(run)

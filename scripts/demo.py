@@ -1,77 +1,70 @@
-"""The demo behind ./scripts/demo: the emulator runs the sample calls against the test application and prints
-what happened to each call (digits, recording, hangup cause) and where the files are.
+"""The demo behind ./scripts/demo: the FreeSWITCH emulator sends the sample calls to the Consentline controller
+(both in this process, on free loopback ports), then the demo prints what the index says about each call and
+what is on disk.
 
-Until the controller exists, freeswitch.emulator.testapp answers the calls: a prompt, one digit (1 records,
-2 does not), a bridge to the agent. Pass --controller HOST:PORT to send the calls to a running controller instead.
+The controller uses the example configuration (controller/examples/consentline.example.yaml) with its data,
+spool and recordings directories moved under --out, and the customers in scripts/demo-customers.csv.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
 import sys
 
-import soundfile
-
-from freeswitch.emulator.runner import ScenarioRunner
-from freeswitch.emulator.scenario import ScenarioError, load_scenario
-from freeswitch.emulator.server import Emulator
-from freeswitch.emulator.testapp import TestApp
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-COLUMNS = ("call", "caller", "dialed", "digits", "recording", "rec_s", "call_s", "hangup cause")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.join(ROOT, "scripts")
+EXAMPLE_CONFIG = os.path.join(ROOT, "controller", "examples", "consentline.example.yaml")
+COLUMNS = ("call", "caller", "dialed", "process", "keys", "consent", "recording", "rec_s", "hangup")
 
 
-def agent_routes(specs):
-    """dialed number -> the agent extension the scenario puts behind it (the test app bridges by number)."""
-    routes = {}
-    for spec in specs:
-        if spec.agent is None:
-            continue
-        known = routes.setdefault(spec.dialed, spec.agent["extension"])
-        if known != spec.agent["extension"]:
-            raise ScenarioError(f"{spec.id}: dialed {spec.dialed} reaches {known} in another call; "
-                                "the demo routes by dialled number")
-    return routes
+def build_config(out_dir):
+    from controller.config import load_config
+    config = load_config(EXAMPLE_CONFIG)
+    settings = dataclasses.replace(config.controller, data_dir=os.path.join(out_dir, "data"),
+                                   spool_dir=os.path.join(out_dir, "spool"),
+                                   recordings_dir=os.path.join(out_dir, "recordings"))
+    return dataclasses.replace(config, controller=settings)
 
 
-def run(scenario_path, out_dir, speed=None, controller=None):
-    """Run the scenario; returns (summary dict, the test app's per-call results or {})."""
+def run(scenario_path, out_dir, speed=None):
+    from controller.app import Controller
+    from controller.customers import read_customers_csv
+    from freeswitch.emulator.runner import ScenarioRunner
+    from freeswitch.emulator.scenario import load_scenario
+    from freeswitch.emulator.server import Emulator
+
     scenario_speed, specs = load_scenario(scenario_path)
-    recordings = os.path.join(out_dir, "recordings")
-    shutil.rmtree(recordings, ignore_errors=True)
-    os.makedirs(recordings)
-    app = None
-    if controller is None:
-        app = TestApp(("127.0.0.1", 0), recordings, routes=agent_routes(specs)).start()
-        controller = "%s:%d" % app.address
-    emulator = Emulator("127.0.0.1", 0, speed=speed or scenario_speed, recordings_dir=recordings).start()
+    shutil.rmtree(out_dir, ignore_errors=True)
+    config = build_config(out_dir)
+    emulator = Emulator("127.0.0.1", 0, speed=speed or scenario_speed,
+                        recordings_dir=os.path.join(out_dir, "switch")).start()
+    controller = Controller(config, listen=("127.0.0.1", 0), esl=emulator.esl_address)
+    controller.index.import_customers(read_customers_csv(os.path.join(HERE, "demo-customers.csv"),
+                                                         set(config.processes)))
+    controller.start()
     try:
-        summary = ScenarioRunner(emulator.switch, controller, specs).run()
-        if app is not None:
-            app.wait_for_calls(sum(1 for c in summary["calls"] if c["hangup_cause"]), timeout_s=15)
+        summary = ScenarioRunner(emulator.switch, f"127.0.0.1:{controller.port}", specs).run()
     finally:
+        controller.stop(drain_timeout_s=10)
         emulator.stop()
-        if app is not None:
-            app.stop()
-    return summary, (dict(app.calls) if app is not None else {})
+    from controller.index import Index
+    with Index(os.path.join(out_dir, "data", "consentline.db")) as index:
+        calls = {c["uuid"]: c for c in index.calls()}
+        recordings = {r["call_uuid"]: r for r in index.recordings()}
+    return summary, calls, recordings
 
 
-def rows(summary, app_calls):
+def rows(summary, calls, recordings):
     for call in summary["calls"]:
-        digits = "".join(d["digits"] for d in call["dtmf"] if d["leg"] == "caller") or "-"
-        result = app_calls.get(call["uuid"], {})
-        path, rec_s = "-", "-"
-        for rec in call["recordings"]:
-            path = os.path.basename(rec["path"])
-            rec_s = f"{soundfile.info(rec['path']).duration:.2f}" if os.path.exists(rec["path"]) else "missing"
-        call_s = "-"
-        if result.get("answered_us") and result.get("hangup_us"):
-            call_s = f"{(result['hangup_us'] - result['answered_us']) / 1e6:.2f}"
-        cause = call["hangup_cause"] or "did not end"
-        if result.get("error"):
-            cause += f" ({result['error']})"
-        yield (call["id"], call["caller"], call["dialed"], digits, path, rec_s, call_s, cause)
+        row = calls.get(call["uuid"], {})
+        rec = recordings.get(call["uuid"])
+        keys = "".join(d["digits"] for d in call["dtmf"] if d["leg"] == "caller") or "-"
+        duration = f"{rec['duration_s']:.1f}" if rec and rec.get("duration_s") is not None else "-"
+        yield (call["id"], call["caller"], call["dialed"], row.get("process") or "-", keys,
+               row.get("consent_outcome") or "-", rec["state"] if rec else "none", duration,
+               call["hangup_cause"] or "did not end")
 
 
 def print_table(table):
@@ -80,32 +73,48 @@ def print_table(table):
         print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
 
 
+def audio_on_disk(out_dir):
+    found = {}
+    for sub in ("recordings", "spool", "switch"):
+        for base, _, files in os.walk(os.path.join(out_dir, sub)):
+            for name in files:
+                if not name.endswith((".json", ".jsonl")):
+                    found.setdefault(sub, 0)
+                    found[sub] += os.path.getsize(os.path.join(base, name))
+    return found
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Run the sample calls through the FreeSWITCH emulator.")
+    import logging
+    logging.basicConfig(level=logging.ERROR)  # the table says what happened; warnings would only clutter it
+    parser = argparse.ArgumentParser(description="Run the sample calls through the emulator and the controller.")
     parser.add_argument("--calls", default=os.path.join(HERE, "demo-calls.yaml"), help="scenario file")
-    parser.add_argument("--out", default="demo-out", help="output directory (default: demo-out)")
+    parser.add_argument("--out", default="demo-out", help="output directory, emptied first (default: demo-out)")
     parser.add_argument("--speed", type=float, default=None, help="virtual clock speed (default: the scenario's)")
-    parser.add_argument("--controller", default=None, metavar="HOST:PORT",
-                        help="send the calls to this controller instead of the built-in test application")
     args = parser.parse_args(argv)
+    args.out = os.path.abspath(args.out)
+    from freeswitch.emulator.scenario import ScenarioError
     try:
-        summary, app_calls = run(args.calls, args.out, args.speed, args.controller)
+        summary, calls, recordings = run(args.calls, args.out, args.speed)
     except ScenarioError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
-    summary_path = os.path.join(args.out, "summary.json")
-    with open(summary_path, "w", encoding="utf-8") as f:
-        json.dump({"calls": summary["calls"], "controller": app_calls}, f, indent=2)
-    table = list(rows(summary, app_calls))
-    print(f"\n{len(table)} calls from {os.path.relpath(args.calls)}; digits: 1 = record, 2 = do not record\n")
+    with open(os.path.join(args.out, "summary.json"), "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2)
+    table = list(rows(summary, calls, recordings))
+    print(f"\n{len(table)} calls from {os.path.relpath(args.calls)}, through the emulator and the controller:\n")
     print_table(table)
-    print(f"\nrec_s: seconds in the WAV (stereo, caller left, agent right); call_s: answer to hangup.")
-    print(f"Recordings: {os.path.abspath(os.path.join(args.out, 'recordings'))}")
-    print(f"Summary:    {os.path.abspath(summary_path)}")
-    problems = [r[0] for r, c in zip(table, summary["calls"]) if not c["hangup_cause"]]
-    problems += [r.get("uuid") for r in app_calls.values() if r.get("error")]
-    if problems:
-        print(f"\nProblems with {len(problems)} call(s): {', '.join(map(str, problems))}", file=sys.stderr)
+    print("\nconsent: the outcome in the index; recording: its state there (purged = deleted after withdrawal);")
+    print("rec_s: seconds kept. Why each call was or was not recorded:")
+    for call in summary["calls"]:
+        row = calls.get(call["uuid"], {})
+        print(f"  {call['id']:24} {row.get('consent_reason', '-')}")
+    print(f"\nAudio bytes on disk by directory: {audio_on_disk(args.out) or 'none'}")
+    print(f"Index: {os.path.abspath(os.path.join(args.out, 'data', 'consentline.db'))}  "
+          f"(try: consentline calls list --data {os.path.join(args.out, 'data')})")
+    ended = all(c["hangup_cause"] for c in summary["calls"])
+    if not ended or len(calls) != len(summary["calls"]):
+        print("\nSome calls did not end or are missing from the index.", file=sys.stderr)
         return 1
     return 0
 

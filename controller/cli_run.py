@@ -1,0 +1,61 @@
+"""`consentline run`: the controller itself."""
+
+import logging
+import signal
+import sys
+
+import click
+import gevent
+
+from controller.cli import CommandError, _load
+from controller.errors import ConsentlineError
+
+
+def _host_port(value, option):
+    if value is None:
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise click.BadParameter(f"expected HOST:PORT, got {value!r}", param_hint=option)
+    return host or "127.0.0.1", int(port)
+
+
+@click.command("run")
+@click.option("--config", "config_file", required=True, type=click.Path(dir_okay=False),
+              help="The Consentline configuration (YAML).")
+@click.option("--esl", help="FreeSWITCH's inbound Event Socket, HOST:PORT (overrides controller.esl).")
+@click.option("--password", help="Event Socket password (overrides controller.esl.password).")
+@click.option("--listen", help="Where FreeSWITCH's `socket` app connects, HOST:PORT (overrides controller.listen).")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), help="Index directory (overrides controller.data_dir).")
+@click.option("--max-calls", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Concurrent calls; above it FreeSWITCH is told to move on.")
+@click.option("--drain-s", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              help="On SIGTERM: how long running calls may go on before they are cut.")
+@click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
+def run(config_file, esl, password, listen, data_dir, max_calls, drain_s, verbose):
+    """Run the controller: accept FreeSWITCH's calls, ask for consent, record only when lawful.
+
+    SIGTERM stops accepting calls and lets running ones finish for up to --drain-s seconds.
+    """
+    logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config = _load(config_file)
+    for warning in config.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    from controller.app import Controller
+    try:
+        controller = Controller(config, listen=_host_port(listen, "--listen"), esl=_host_port(esl, "--esl"),
+                                password=password, data_dir=data_dir, max_calls=max_calls).start()
+    except (ConsentlineError, OSError) as exc:
+        raise CommandError(str(exc)) from exc
+    click.echo(f"consentline: accepting calls on {controller.listen_host}:{controller.port}, "
+               f"FreeSWITCH ESL at {controller.esl_host}:{controller.esl_port}", err=True)
+    controller.install_signal_handlers(drain_s)
+    interrupted = []
+    gevent.signal_handler(signal.SIGINT, lambda: (interrupted.append(1),
+                                                  gevent.spawn(controller.server.stop, 0)))
+    while not controller.server.wait_stopped(1.0):
+        pass
+    controller.stop(drain_timeout_s=0)
+    if interrupted:
+        sys.exit(130)
