@@ -32,9 +32,9 @@ def scenario_calls(n):
         calls.append({
             "id": f"call-{i:02d}", "start_s": 0.8 * i, "caller": f"+49151{i:08d}", "dialed": "+4930100100",
             "rate_hz": 16000 if i % 5 == 4 else 8000, "caller_audio": "marker",
-            "caller_dtmf": [{"at_s": 5.0 + (i % 3) * 0.3, "digits": "1" if i % 2 == 0 else "2"}],
+            "caller_dtmf": [{"at_s": 10.0 + (i % 3) * 0.3, "digits": "1" if i % 2 == 0 else "2"}],
             "agent": {"extension": "1001", "answer_after_s": 1 + i % 3, "audio": "marker"},
-            "hangup": {"by": "agent" if i % 4 == 3 else "caller", "at_s": 14.0 + i % 4},
+            "hangup": {"by": "agent" if i % 4 == 3 else "caller", "at_s": 19.0 + i % 4},
         })
     return calls
 
