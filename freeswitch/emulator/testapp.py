@@ -21,7 +21,7 @@ import gevent.server
 log = logging.getLogger(__name__)
 
 PROMPT = "tone_stream://%(400,200,440)"
-MENU = f"1 1 1 5000 # {PROMPT} silence_stream://250 consent_digit ^[12]$"
+MENU = f"1 1 1 20000 # {PROMPT} silence_stream://250 consent_digit ^[12]$"
 RECORD_VARS = "{RECORD_STEREO=true,enable_file_write_buffering=false,RECORD_PRE_BUFFER_FRAMES=0}"
 REPLY_TIMEOUT_S = 10.0        # real seconds for a reply or a short application
 CALL_TIMEOUT_S = 3600.0       # real seconds a bridged call may last
