@@ -12,6 +12,7 @@ import gevent
 import gevent.event
 import numpy as np
 
+from freeswitch.emulator.cdr import hangup_variables
 from freeswitch.emulator.channel import Channel, cause_from_string
 from freeswitch.emulator.events import EXTENDED_DATA_EVENTS, Event
 from freeswitch.emulator.wire import Command
@@ -138,65 +139,16 @@ class Session:
         self.switch.session_destroyed(self)
 
     def _set_hangup_variables(self):
-        v = self.channel.variables
-        t = self.channel.times
-        cause = self.channel.hangup_cause or "NORMAL_CLEARING"
-        from freeswitch.emulator.channel import HANGUP_CAUSES
-        v.set("hangup_cause", cause)
-        v.set("hangup_cause_q850", str(HANGUP_CAUSES.get(cause, 16)))
-        v.set("digits_dialed", "none")
-        start_us = t.get("created", 0)
-        answer_us = t.get("answered", 0)
-        end_us = t.get("hangup", self.switch.clock.epoch_us())
-        import time as _time
-        stamp = lambda us: _time.strftime("%Y-%m-%d %H:%M:%S", _time.localtime(us // 1_000_000)) if us else ""
-        v.set("start_stamp", stamp(start_us))
-        v.set("profile_start_stamp", stamp(start_us))
-        if answer_us:
-            v.set("answer_stamp", stamp(answer_us))
-        v.set("end_stamp", stamp(end_us))
-        for name, us in (("start", start_us), ("profile_start", start_us), ("answer", answer_us),
-                         ("bridge", t.get("bridged", 0)), ("last_hold", 0), ("hold_accum_seconds", None),
-                         ("resurrect", 0), ("progress", t.get("progress", 0)),
-                         ("progress_media", t.get("progress_media", 0)), ("end", end_us)):
-            if us is None:
-                v.set("hold_accum_seconds", "0")
-                v.set("hold_accum_usec", "0")
-                v.set("hold_accum_ms", "0")
-                continue
-            v.set(f"{name}_epoch", str(us // 1_000_000))
-            v.set(f"{name}_uepoch", str(us))
-        v.set("last_app", v.get("current_application", ""))
-        if v.get("current_application_data"):
-            v.set("last_arg", v.get("current_application_data"))
-        v.set("caller_id", f'"{self.channel.profile.caller_id_name}" <{self.channel.profile.caller_id_number}>')
-        duration_us = max(0, end_us - start_us)
-        bill_us = max(0, end_us - answer_us) if answer_us else 0
-        wait_us = max(0, answer_us - start_us) if answer_us else 0
-        v.set("duration", str(duration_us // 1_000_000))
-        v.set("billsec", str(bill_us // 1_000_000))
-        v.set("progresssec", "0")
-        v.set("answersec", str(wait_us // 1_000_000))
-        v.set("waitsec", str(wait_us // 1_000_000))
-        v.set("progress_mediasec", "0")
-        v.set("flow_billsec", str(bill_us // 1_000_000))
-        v.set("mduration", str(duration_us // 1000))
-        v.set("billmsec", str(bill_us // 1000))
-        v.set("progressmsec", "0")
-        v.set("answermsec", str(wait_us // 1000))
-        v.set("waitmsec", str(wait_us // 1000))
-        v.set("progress_mediamsec", "0")
-        v.set("flow_billmsec", str(bill_us // 1000))
-        v.set("uduration", str(duration_us))
-        v.set("billusec", str(bill_us))
-        v.set("progressusec", "0")
-        v.set("answerusec", str(wait_us))
-        v.set("waitusec", str(wait_us))
-        v.set("progress_mediausec", "0")
-        v.set("flow_billusec", str(bill_us))
-        disposition = "recv_bye" if self.hangup_initiator == "remote" else "send_bye"
-        if self.channel.profile.source == "mod_sofia":
-            v.set("sip_hangup_disposition", disposition)
+        channel = self.channel
+        v = channel.variables
+        disposition = None
+        if channel.profile.source == "mod_sofia":
+            disposition = "recv_bye" if self.hangup_initiator == "remote" else "send_bye"
+        for name, value in hangup_variables(channel.times, channel.hangup_cause, self.switch.clock.epoch_us(),
+                                            channel.profile.caller_id_name, channel.profile.caller_id_number,
+                                            v.get("current_application", ""), v.get("current_application_data"),
+                                            disposition):
+            v.set(name, value)
 
     # -- answer and hangup ------------------------------------------------------------------------------------
 
