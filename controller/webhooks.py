@@ -38,6 +38,7 @@ from controller import __version__, outbox
 from controller.errors import ConsentlineError, IndexStoreError
 from controller.helpdesk import TEST_EVENT, CallFacts, Endpoint, HelpdeskSettings, event_body, render
 from controller.index import Index
+from controller.links import Fetch, LinkApp, LinkServer, audit_fetch_to
 
 log = logging.getLogger(__name__)
 
@@ -256,3 +257,31 @@ def send_test(endpoint: Endpoint, settings: HelpdeskSettings, *, post: Post = ht
     body, headers = request_for(endpoint, settings.secret, stored, event_type=TEST_EVENT, event_key=key,
                                 delivery_id="test", now_s=now_s)
     return post(endpoint.url, body, headers, endpoint.timeout_s)
+
+
+class HelpdeskService:
+    """What the controller runs for the helpdesk: the sender, and the link server when `links_listen` is set.
+
+    Audio links are audited to the index's audit log unless another `on_fetch` is given."""
+
+    def __init__(self, index: Index, settings: HelpdeskSettings, recordings_dir, *,
+                 on_fetch: Callable[[Fetch], None] | None = None):
+        self.sender = Sender(index, settings)
+        self.link_server = None
+        if settings.links_listen is not None:
+            app = LinkApp(recordings_dir, settings.secret, on_fetch or audit_fetch_to(index))
+            self.link_server = LinkServer(app, *settings.links_listen)
+
+    def start(self) -> HelpdeskService:
+        if self.link_server is not None:
+            self.link_server.start()
+        self.sender.start()
+        return self
+
+    def wake(self) -> None:
+        self.sender.wake()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self.sender.stop(timeout_s)
+        if self.link_server is not None:
+            self.link_server.stop(timeout_s)

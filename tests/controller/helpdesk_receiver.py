@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import time
 from dataclasses import dataclass, field
 
 import gevent
 import gevent.event
+import gevent.socket
 from gevent.pywsgi import WSGIServer
 
 
@@ -118,3 +120,19 @@ class HelpdeskReceiver:
         start_response(f"{status} {'OK' if status == 200 else 'Error'}",
                        [("Content-Type", "application/json"), ("Content-Length", str(len(reply)))])
         return [reply]
+
+
+class _GeventConnection(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = gevent.socket.create_connection((self.host, self.port), self.timeout)
+
+
+def http_get(port: int, path_and_query: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+    """A request to a server in this process (a blocking client would stall it): (status, headers, body)."""
+    conn = _GeventConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path_and_query)
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()

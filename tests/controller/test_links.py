@@ -1,9 +1,7 @@
 """Signed recording links: the pure signing, and the link server over a real media store and audit log."""
 
-import http.client
 import io
 
-import gevent.socket
 import numpy as np
 import pytest
 import soundfile
@@ -13,6 +11,7 @@ from controller.index import Index
 from controller.links import (LinkApp, LinkError, LinkServer, audit_fetch_to, recording_link, sign_link,
                               verify_link)
 from media import MediaStore
+from tests.controller.helpdesk_receiver import http_get as get
 
 SECRET = "s3cret-for-tests-0123456789"
 RATE_HZ = 8000
@@ -56,21 +55,6 @@ def test_recording_link_builds_the_url():
 
 
 # --- the server ------------------------------------------------------------------------------
-
-
-class _Connection(http.client.HTTPConnection):
-    def connect(self):
-        self.sock = gevent.socket.create_connection((self.host, self.port), self.timeout)
-
-
-def get(port, path_and_query, method="GET"):
-    conn = _Connection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request(method, path_and_query)
-        response = conn.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
-    finally:
-        conn.close()
 
 
 class Clock:
