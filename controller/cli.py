@@ -217,3 +217,5 @@ def recordings_list(as_json, phone, since, until, limit, data_dir, config_file):
 
 from controller.cli_run import run  # noqa: E402  (command modules import helpers from this one)
 cli.add_command(run)
+from controller.cli_webhooks import webhooks_group  # noqa: E402
+cli.add_command(webhooks_group)

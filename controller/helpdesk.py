@@ -105,8 +105,10 @@ class _Reader:
 
 
 def _shown(value: Any) -> str:
-    if isinstance(value, (Mapping, list, tuple)):
-        return type(value).__name__ if not isinstance(value, Mapping) else "a mapping"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, (list, tuple)):
+        return "a list"
     return "nothing" if value is None else repr(value)
 
 
@@ -114,8 +116,12 @@ def _positive(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 100
+    return _whole(value) and 1 <= value <= 100
 
 
 def _http_url(value: Any) -> bool:
@@ -126,8 +132,10 @@ def _http_url(value: Any) -> bool:
 
 
 def _listen(value: Any) -> bool:
-    host, _, port = str(value).rpartition(":")
-    return isinstance(value, str) and bool(host) and port.isdigit() and 0 <= int(port) <= 65535
+    if not isinstance(value, str):
+        return False
+    host, _, port = value.rpartition(":")
+    return bool(host) and port.isdigit() and int(port) <= 65535
 
 
 def parse_helpdesk(raw: Mapping[str, Any] | None, *,
@@ -138,7 +146,7 @@ def parse_helpdesk(raw: Mapping[str, Any] | None, *,
     secret = _secret(top, environ)
     mask = top.take("mask_numbers", lambda v: v in MASK_MODES and (isinstance(v, bool) or v == "last4"),
                     "true, false or \"last4\"", False)
-    ttl = top.take("link_ttl_s", lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_LINK_TTL_S,
+    ttl = top.take("link_ttl_s", lambda v: _whole(v) and 1 <= v <= MAX_LINK_TTL_S,
                    f"a whole number of seconds from 1 to {MAX_LINK_TTL_S}", 86400)
     base_url = top.take("public_base_url", _http_url, "an http:// or https:// URL", None)
     listen = top.take("links_listen", _listen, "host:port", None)
