@@ -65,6 +65,15 @@ class PlayNotice:
         return Outcome(True, NOTICE_PLAYED, f"the {self.prompt_id} prompt played in full")
 
 
+def _ask(port, evidence, prompt_id, settings):
+    """Play the prompt, read one key; the prompt and the key (if any) go into the evidence."""
+    answer = port.ask(prompt_id, settings.timeout_s, settings.attempts)
+    evidence.prompt_played(prompt_id)
+    if answer.key is not None:
+        evidence.key_pressed(answer.key)
+    return answer
+
+
 class AskOptIn:
     """Explicit opt-in (de, strict us-all-party): only the agree key records."""
 
@@ -73,10 +82,7 @@ class AskOptIn:
 
     def run(self, port, evidence, process):
         settings = process.consent
-        answer = port.ask(self.prompt_id, settings.timeout_s, settings.attempts)
-        evidence.prompt_played(self.prompt_id)
-        if answer.key is not None:
-            evidence.key_pressed(answer.key)
+        answer = _ask(port, evidence, self.prompt_id, settings)
         if answer.key == settings.agree_key:
             return Outcome(True, AGREED, f"the caller pressed {settings.agree_key} to agree")
         if answer.key == settings.decline_key:
@@ -94,13 +100,11 @@ class OptOutMenu:
 
     def run(self, port, evidence, process):
         settings = process.consent
-        answer = port.ask(self.prompt_id, settings.timeout_s, settings.attempts)
-        evidence.prompt_played(self.prompt_id)
+        answer = _ask(port, evidence, self.prompt_id, settings)
         if answer.key is None:
             if not answer.prompt_completed:
                 return Outcome(False, NOTICE_CUT_SHORT, "the opt-out menu did not play to the end")
             return Outcome(True, NOT_OPTED_OUT, f"no key within {settings.timeout_s:g} s after the opt-out menu")
-        evidence.key_pressed(answer.key)
         if answer.key == settings.optout_key:
             return Outcome(False, OPTED_OUT, f"the caller pressed {settings.optout_key} to opt out")
         return Outcome(False, OPTED_OUT, f"the caller pressed {answer.key}: any key is taken as an objection")

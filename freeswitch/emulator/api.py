@@ -148,26 +148,31 @@ class ApiCommands:
                 target.queue_app("playback", tokens[1])
         return "+OK Message sent\n"
 
-    def uuid_send_dtmf(self, arg):
+    def _dtmf_target(self, arg):
+        """(session, digits) for uuid_send_dtmf / uuid_recv_dtmf, or (None, the error reply)."""
         tokens = arg.split()
         if len(tokens) < 2:
-            return "-USAGE: <uuid> <dtmf_data>\n"
+            return None, "-USAGE: <uuid> <dtmf_data>\n"
         session = self._session(tokens[0])
         if session is None:
-            return "-ERR Cannot locate session!\n"
-        digits = tokens[1].split("@")[0]
+            return None, "-ERR Cannot locate session!\n"
+        return session, tokens[1].split("@")[0]
+
+    def uuid_send_dtmf(self, arg):
+        """Digits sent out to the far end: no DTMF event on this channel."""
+        session, digits = self._dtmf_target(arg)
+        if session is None:
+            return digits
         self.switch.scenario_hook("dtmf_sent", session, digits=digits)
-        return f"+OK {tokens[0]} sent DTMF {digits}.\n"
+        return f"+OK {session.uuid} sent DTMF {digits}.\n"
 
     def uuid_recv_dtmf(self, arg):
-        tokens = arg.split()
-        if len(tokens) < 2:
-            return "-USAGE: <uuid> <dtmf_data>\n"
-        session = self._session(tokens[0])
+        """Digits injected as if received (source APP); they do not pass digit bindings."""
+        session, digits = self._dtmf_target(arg)
         if session is None:
-            return "-ERR Cannot locate session!\n"
-        session.receive_dtmf(tokens[1].split("@")[0], source="APP", duration=2000, from_endpoint=False)
-        return f"+OK {tokens[0]} received DTMF {tokens[1]}.\n"
+            return digits
+        session.receive_dtmf(digits, source="APP", duration=2000, from_endpoint=False)
+        return f"+OK {session.uuid} received DTMF {arg.split()[1]}.\n"
 
     # -- recording ------------------------------------------------------------------------------------------
 
