@@ -18,6 +18,7 @@ from controller.config import INDEX_FILENAME, load_config
 from controller.customers import read_customers_csv
 from controller.errors import ConsentlineError
 from controller.index import Index
+from controller.tags import recordings_with
 
 CALL_COLUMNS = ("started_at", "uuid", "caller", "dialed", "process", "consent_outcome", "recordings",
                 "hangup_cause")
@@ -208,14 +209,21 @@ def recordings():
 
 @recordings.command("list")
 @list_options
-def recordings_list(as_json, phone, since, until, limit, data_dir, config_file):
+@click.option("--tag", "tags", multiple=True, help="Only recordings with this tag (repeat: with all of them).")
+@click.option("--flagged/--not-flagged", default=None, help="Only flagged, or only unflagged, recordings.")
+def recordings_list(as_json, phone, since, until, limit, data_dir, config_file, tags, flagged):
     """List recordings, newest first."""
     with _open_index(_index_path(data_dir, config_file)) as index:
-        rows = index.recordings(phone=phone, since=since, until=until, limit=limit)
+        try:
+            rows = recordings_with(index, tags, flagged, phone=phone, since=since, until=until, limit=limit)
+        except ConsentlineError as exc:
+            raise CommandError(str(exc)) from exc
     _print_rows(rows, RECORDING_COLUMNS, as_json, "No recordings.")
 
 
 from controller.cli_run import run  # noqa: E402  (command modules import helpers from this one)
 cli.add_command(run)
+from controller.cli_audit import audit  # noqa: E402
+cli.add_command(audit)
 from controller.cli_webhooks import webhooks_group  # noqa: E402
 cli.add_command(webhooks_group)

@@ -1,0 +1,112 @@
+"""`consentline audit verify` and `consentline audit list`: check and read the audit log.
+
+The shared CLI helpers (index location, error output, date parsing) live in controller.cli, which
+imports this module to register the group; they are imported when a command runs, not at import.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import click
+
+from controller import audit as audit_log
+from controller.config import INDEX_FILENAME
+from controller.errors import ConsentlineError
+
+LIST_COLUMNS = ("id", "at", "actor", "action", "outcome", "call_uuid", "recording_id", "samples", "reason")
+
+
+def _base():
+    from controller import cli as base  # noqa: PLC0415  (cli imports this module: see the docstring)
+    return base
+
+
+def _index_options(fn):
+    fn = click.option("--config", "config_file", type=click.Path(dir_okay=False),
+                      help="Find the index through this configuration's controller.data_dir.")(fn)
+    return click.option("--data", "data_dir", type=click.Path(file_okay=False),
+                        help=f"Directory holding {INDEX_FILENAME} (default ./data).")(fn)
+
+
+def _when(whole_day: bool):
+    def convert(ctx, param, value):
+        return None if value is None else _base().When(whole_day).convert(value, param, ctx)
+    return convert
+
+
+def _anchor(ctx, param, value):
+    if value is None:
+        return None
+    match = re.fullmatch(r"([1-9][0-9]*):([0-9a-f]{64})", value.strip().lower())
+    if not match:
+        raise click.BadParameter(f"expected ROW_ID:SHA256 as printed by `audit verify`, got {value!r}")
+    return int(match.group(1)), match.group(2)
+
+
+def _open(data_dir, config_file):
+    base = _base()
+    return base._open_index(base._index_path(data_dir, config_file))
+
+
+@click.group("audit")
+def audit():
+    """The append-only, hash-chained audit log of every action on recordings."""
+
+
+@audit.command("verify")
+@_index_options
+@click.option("--anchor", callback=_anchor, metavar="ROW_ID:SHA256",
+              help="A head printed by an earlier verify and kept elsewhere: detects a rewritten log.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def audit_verify(data_dir, config_file, anchor, as_json):
+    """Check the hash chain; exit 1 naming the first broken row."""
+    with _open(data_dir, config_file) as index:
+        try:
+            result = audit_log.verify(index, anchor=anchor)
+        except ConsentlineError as exc:
+            raise _base().CommandError(str(exc)) from exc
+    for warning in result.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True))
+    elif result.ok:
+        click.echo(f"OK: {result.rows_checked} rows, chain intact")
+        if result.head_id is not None:
+            click.echo(f"Head: {result.head_id}:{result.head_hash} (keep it elsewhere; check with --anchor)")
+    if not result.ok:
+        raise _base().CommandError(f"audit log broken at row {result.first_broken_id}: {result.problem} "
+                                   f"({result.rows_checked} rows before it are intact)")
+
+
+@audit.command("list")
+@_index_options
+@click.option("--call", "call_uuid", metavar="UUID", help="Only rows about this call.")
+@click.option("--recording", "recording_id", metavar="ID", help="Only rows about this recording.")
+@click.option("--actor", help="Only this actor: a name (1001, anna) or kind:name (agent:1001).")
+@click.option("--since", callback=_when(False), help="Only from this date or time on (UTC unless given).")
+@click.option("--until", callback=_when(True), help="Only before this time; a bare date includes that whole day.")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the newest this many rows.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+@click.option("--nl", "as_nl", is_flag=True, help="Print one JSON object per line.")
+def audit_list(data_dir, config_file, call_uuid, recording_id, actor, since, until, limit, as_json, as_nl):
+    """List audit rows, oldest first."""
+    if as_json and as_nl:
+        raise click.UsageError("give --json or --nl, not both")
+    with _open(data_dir, config_file) as index:
+        rows = audit_log.entries(index, call_uuid=call_uuid, recording_id=recording_id, actor=actor,
+                                 since=since, until=until, limit=limit)
+    if as_nl:
+        for row in rows:
+            click.echo(json.dumps(row, sort_keys=True))
+        return
+    if not as_json:
+        rows = [_for_table(row) for row in rows]
+    _base()._print_rows(rows, LIST_COLUMNS, as_json, "No audit rows.")
+
+
+def _for_table(row: dict) -> dict:
+    start, end = row["start_sample"], row["end_sample"]
+    samples = "" if start is None and end is None else f"{'' if start is None else start}-{'' if end is None else end}"
+    return {**row, "actor": f"{row['actor_kind']}:{row['actor']}", "samples": samples}
