@@ -7,9 +7,17 @@ class Faults:
         self.stall_outbound_s = 0.0       # virtual seconds before the socket app connects
         self.reply_delay_real_s = 0.0     # extra real seconds before every frame a listener sends
         self.stall_reads = False          # listeners stop reading what clients send (a hung switch)
+        self.reply_delay_by_uuid = {}     # call uuid -> extra real seconds before every frame to its sockets
 
     def reply_delay_s(self, listener):
+        session = listener.session
+        if session is not None and session.uuid in self.reply_delay_by_uuid:
+            return self.reply_delay_by_uuid[session.uuid]
         return self.reply_delay_real_s
+
+    def delay_call(self, uuid, real_s):
+        """Delay only what the sockets bound to one call receive (its outbound socket), from now on."""
+        self.reply_delay_by_uuid[uuid] = real_s
 
     def stalled(self, listener):
         return self.stall_reads

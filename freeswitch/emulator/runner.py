@@ -7,7 +7,7 @@ import gevent
 
 from freeswitch.emulator import audio
 from freeswitch.emulator.bridge import AgentBehaviour
-from freeswitch.emulator.scenario import DTMF_END_DELAY_S, DTMF_SPACING_S, audio_function
+from freeswitch.emulator.scenario import DTMF_END_DELAY_S, DTMF_SPACING_S, audio_function, dialplan
 from freeswitch.emulator.session import Session
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class ScenarioRunner:
                                                      rate_hz=spec.rate_hz)
         channel.audio = audio_function(spec.caller_audio, audio.CALLER_MARKER_BASE_HZ, spec.rate_hz)
         session = Session(self.switch, channel)
-        session.dialplan = [("socket", f"{self.socket_address} async full")]
+        session.dialplan = dialplan(spec, self.socket_address)
         if spec.agent:
             agent = spec.agent
             session.agent_behaviours = {agent["extension"]: AgentBehaviour(

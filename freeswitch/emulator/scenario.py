@@ -13,6 +13,9 @@ A scenario is YAML:
         caller_dtmf: [{at_s: 4.0, digits: "1"}]
         agent: {extension: "1001", answer_after_s: 2, audio: marker, dtmf: [{at_s: 20.0, digits: "*3"}]}
         hangup: {by: caller, at_s: 45}
+        fallback: agents                # optional: what public.xml does after `socket` (agents | announce)
+
+Without `fallback` the dialplan is the socket app alone, so a call the controller lets go is hung up.
 """
 
 import os
@@ -25,6 +28,7 @@ from freeswitch.emulator.bridge import AgentBehaviour
 
 DTMF_SPACING_S = 0.3      # one key every 0.3 s within a string of digits
 DTMF_END_DELAY_S = 0.2    # the event fires when the digit's end packet arrives
+FALLBACKS = ("agents", "announce")
 
 
 class ScenarioError(ValueError):
@@ -85,7 +89,8 @@ def _audio(value, where, base_dir):
 
 
 class CallSpec:
-    KEYS = {"id", "start_s", "caller", "dialed", "rate_hz", "caller_audio", "caller_dtmf", "agent", "hangup"}
+    KEYS = {"id", "start_s", "caller", "dialed", "rate_hz", "caller_audio", "caller_dtmf", "agent", "hangup",
+            "fallback"}
 
     def __init__(self, data, where, base_dir):
         _expect(isinstance(data, dict), where, "a mapping")
@@ -111,6 +116,9 @@ class CallSpec:
                     and isinstance(hangup.get("at_s"), (int, float)), f"{where}.hangup",
                     "{by: caller|agent, at_s: seconds}")
             self.hangup_by, self.hangup_at_s = hangup["by"], float(hangup["at_s"])
+        self.fallback = data.get("fallback")
+        _expect(self.fallback in (None,) + FALLBACKS, f"{where}.fallback", " or ".join(FALLBACKS))
+        _expect(self.fallback != "agents" or self.agent, f"{where}.fallback", "an agent to fall back to")
 
     @staticmethod
     def _agent(data, where, base_dir):
@@ -122,6 +130,20 @@ class CallSpec:
         return {"extension": data["extension"], "answer_after_s": float(data.get("answer_after_s", 2)),
                 "audio": _audio(data.get("audio"), f"{where}.audio", base_dir),
                 "dtmf": _digits_list(data.get("dtmf", []), f"{where}.dtmf"), "reject": bool(data.get("reject"))}
+
+
+def dialplan(spec, socket_address):
+    """The trunk call's dialplan: the socket app, then (with `fallback`) the unrecorded path of public.xml."""
+    socket = ("socket", f"{socket_address} async full")
+    if spec.fallback is None:
+        return [socket]
+    steps = [("set", "RECORD_STEREO=true"), ("set", "hangup_after_bridge=false"), ("set", "continue_on_fail=true"),
+             socket,
+             ("set", "consentline_fallback_used=true"), ("stop_record_session", "all"),
+             ("set", "hangup_after_bridge=true")]
+    if spec.fallback == "agents":
+        steps += [("set", "call_timeout=30"), ("bridge", f"user/{spec.agent['extension']}")]
+    return steps + [("pre_answer", ""), ("hangup", "NORMAL_TEMPORARY_FAILURE")]
 
 
 def audio_function(kind, base_hz, rate_hz):
