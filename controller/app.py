@@ -8,9 +8,11 @@ import soundfile
 
 from controller.callflow import CallFlow
 from controller.eslinbound import InboundSupervisor
+from controller.helpdesk import parse_helpdesk
 from controller.index import Index
 from controller.indexio import OffHubIndex
 from controller.service import CallServer, install_sigterm_handler
+from controller.webhooks import HelpdeskService
 from media import MediaStore, SpoolTailer
 
 log = logging.getLogger(__name__)
@@ -39,8 +41,13 @@ class Controller:
         data_dir = data_dir or settings.data_dir
         self.index = Index(os.path.join(str(data_dir), "consentline.db"))
         self.store = MediaStore(settings.recordings_dir)
+        self.helpdesk_settings = parse_helpdesk(config.helpdesk)
+        self.helpdesk = None
+        if self.helpdesk_settings.endpoints or self.helpdesk_settings.links_listen:
+            self.helpdesk = HelpdeskService(self.index, self.helpdesk_settings, settings.recordings_dir)
         self.flow = CallFlow(config, OffHubIndex(self.index), self.store, prompt_seconds=prompt_seconds,
-                             tailer_factory=tail_spool, observer=observer)
+                             tailer_factory=tail_spool, observer=observer, helpdesk=self.helpdesk_settings,
+                             on_event=self.helpdesk.wake if self.helpdesk else None)
         self.server = CallServer(self.flow, host=self.listen_host, port=self.listen_port, max_calls=max_calls)
         self.inbound = InboundSupervisor(self.esl_host, self.esl_port, self.password) if inbound else None
 
@@ -48,6 +55,8 @@ class Controller:
         reports = self.store.recover()
         for report in reports:
             log.info("recovered recording %s", getattr(report, "recording_id", report))
+        if self.helpdesk is not None:
+            self.helpdesk.start()
         self.server.start()
         if self.inbound is not None:
             self.inbound.start()
@@ -64,5 +73,7 @@ class Controller:
         self.server.stop(drain_timeout_s)
         if self.inbound is not None:
             self.inbound.stop()
+        if self.helpdesk is not None:
+            self.helpdesk.stop()
         self.flow.index.close()
         self.index.close()

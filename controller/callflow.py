@@ -11,9 +11,11 @@ import time
 import gevent
 
 from controller import consent
+from controller.callevents import CallEvents
 from controller.callrecording import CallRecording
 from controller.errors import IndexStoreError
 from controller.eslerrors import CallGone, ESLError
+from controller.helpdesk import CallFacts
 from controller.routing import route
 from controller.withdrawal import WithdrawalWatcher
 
@@ -95,9 +97,12 @@ class IndexEvidence:
 class CallFlow:
     """The handler CallServer runs for each call."""
 
-    def __init__(self, config, index, store, *, prompt_seconds, tailer_factory, observer=None):
+    def __init__(self, config, index, store, *, prompt_seconds, tailer_factory, observer=None, helpdesk=None,
+                 on_event=None):
         self.config = config
         self.index = index
+        self.helpdesk = helpdesk          # HelpdeskSettings, or None: no events are enqueued
+        self.on_event = on_event          # wakes the webhook sender after an event is enqueued
         self.store = store
         self.prompt_seconds = prompt_seconds
         self.tailer_factory = tailer_factory
@@ -109,6 +114,8 @@ class CallFlow:
         dialed = data.get("Caller-Destination-Number", "")
         rate_hz = int(data.get("Channel-Read-Codec-Rate") or 8000)
         recording = None
+        call.events = CallEvents(self.index, self.helpdesk, CallFacts(call.uuid, caller, dialed),
+                                 on_enqueued=self.on_event)
         try:
             call.subscribe(["RECORD_START", "RECORD_STOP"])
             process, outcome = self._decide(call, caller, dialed)
@@ -128,14 +135,15 @@ class CallFlow:
             customer = self.index.customer(caller)
             decision = route(caller, dialed, customer, self.config)
             process = self.config.processes[decision.process]
-            self.index.routing_decided(call.uuid, decision)
+            call.events.facts = CallFacts(call.uuid, caller, dialed, agent=process.agent, process=process.name)
+            call.events.write(lambda ix: ix.routing_decided(call.uuid, decision), "call.routed",
+                              data={"rule": decision.rule, "conflict": bool(decision.conflict)})
             self.observer("routed", call, decision=decision)
             call.execute("answer", timeout_s=ANSWER_TIMEOUT_S)
             call.execute("set", "playback_terminators=none", timeout_s=ANSWER_TIMEOUT_S)
             port = EslConsentPort(call, process, self.prompt_seconds)
             outcome = consent.run_consent(process, port, IndexEvidence(self.index, call.uuid, process))
-            self.index.consent_decided(call.uuid, outcome.outcome, outcome.reason, process.name,
-                                       self.config.config_version, time.time())
+            self._consent_decided(call, process, outcome)
         except CallGone:
             outcome = consent.Outcome(False, "hangup", "the caller hung up before consent was decided")
             self._record_failure(call, process, outcome)
@@ -146,11 +154,17 @@ class CallFlow:
         self.observer("consent", call, outcome=outcome, process=process)
         return process, outcome
 
+    def _consent_decided(self, call, process, outcome):
+        at = time.time()
+        call.events.write(lambda ix: ix.consent_decided(call.uuid, outcome.outcome, outcome.reason, process.name,
+                                                        self.config.config_version, at),
+                          "consent.decided", data={"outcome": outcome.outcome, "record": outcome.record,
+                                                   "reason": outcome.reason})
+
     def _record_failure(self, call, process, outcome):
         log.warning("call %s: %s", call.uuid, outcome.reason)
         try:
-            self.index.consent_decided(call.uuid, outcome.outcome, outcome.reason, process.name,
-                                       self.config.config_version, time.time())
+            self._consent_decided(call, process, outcome)
         except IndexStoreError:
             log.error("call %s: could not record the failed consent decision either", call.uuid)
 
@@ -161,10 +175,13 @@ class CallFlow:
                                   process=process, tailer_factory=self.tailer_factory)
         try:
             recording.start()
-            row_id = self.index.recording_opened(call.uuid, recording.store_path, time.time(),
-                                                 recording_id=recording.recording_id)
-            recording.index_id = row_id
-            self.index.recording_state(row_id, "recording", time.time())
+            at = time.time()
+
+            def opened(ix):
+                row_id = ix.recording_opened(call.uuid, recording.store_path, at, recording_id=recording.recording_id)
+                ix.recording_state(row_id, "recording", at)
+                return row_id
+            recording.index_id = call.events.write(opened, "recording.started", recording_id=recording.recording_id)
         except CallGone:
             self._undo(call, recording)
             raise
@@ -207,10 +224,16 @@ class CallFlow:
             keep = process.withdrawal.on_withdraw == "keep"
             recording.withdraw("caller", "consent withdrawn by the caller", keep=keep)
             state = "withdrawn" if keep else "purged"
-            self.index.consent_decided(call.uuid, "withdrawn", f"the caller withdrew consent ({state})",
-                                       process.name, self.config.config_version, time.time())
-            self.index.recording_state(recording.index_id, state, time.time(),
-                                       duration_s=recording.duration_s if keep else None)
+            at = time.time()
+            duration_s = recording.duration_s if keep else None
+
+            def withdrawn(ix):
+                ix.consent_decided(call.uuid, "withdrawn", f"the caller withdrew consent ({state})",
+                                   process.name, self.config.config_version, at)
+                ix.recording_state(recording.index_id, state, at, duration_s=duration_s)
+            deleted = [] if keep else [("recording.deleted", {"reason": "consent withdrawn"})]
+            call.events.write(withdrawn, "consent.withdrawn", recording_id=recording.recording_id,
+                              data={"kept": keep, "duration_s": duration_s}, also=deleted)
             self.observer("withdrawn", call, keep=keep)
         return withdraw
 
@@ -218,8 +241,11 @@ class CallFlow:
         if recording is not None and recording.state == "recording":
             try:
                 recording.finish()
-                self.index.recording_state(recording.index_id, "completed", time.time(),
-                                           duration_s=recording.duration_s)
+                at, duration_s = time.time(), recording.duration_s
+                call.events.write(lambda ix: ix.recording_state(recording.index_id, "completed", at,
+                                                                duration_s=duration_s),
+                                  "recording.completed", recording_id=recording.recording_id,
+                                  data={"duration_s": duration_s, "tags": []})
             except Exception:
                 log.exception("call %s: finishing the recording failed", call.uuid)
         try:

@@ -137,6 +137,7 @@ class Index:
         if not create and not self.path.exists():
             raise IndexStoreError(f"{self.path}: no index here (nothing has been recorded or imported yet)")
         self._lock = threading.RLock()
+        self._tx_depth = 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(str(self.path), timeout=busy_timeout_s, check_same_thread=False)
@@ -177,8 +178,19 @@ class Index:
 
     @contextmanager
     def _transaction(self, what: str) -> Iterator[sqlite_utils.Database]:
-        """One write transaction; any error rolls it back and becomes IndexWriteError."""
+        """One write transaction; any error rolls it back and becomes IndexWriteError.
+
+        Re-entrant: a write inside `transaction()` joins it, so a change and the outbox event that reports it
+        commit together."""
         with self._lock:
+            if self._tx_depth:
+                self._tx_depth += 1
+                try:
+                    yield self.db
+                finally:
+                    self._tx_depth -= 1
+                return
+            self._tx_depth = 1
             try:
                 self.db.execute("BEGIN IMMEDIATE")  # take the write lock now, not halfway through
                 try:
@@ -190,6 +202,8 @@ class Index:
                     raise
             except (sqlite3.Error, NotFoundError, ValueError) as exc:
                 raise IndexWriteError(f"{what}: {exc}") from exc
+            finally:
+                self._tx_depth = 0
 
     def _update_call(self, db: sqlite_utils.Database, call_uuid: str, values: dict) -> None:
         try:

@@ -31,5 +31,13 @@ class OffHubIndex:
                 raise IndexWriteError(f"index {name} did not finish within {self.timeout_s:g} s") from None
         return off_hub
 
+    def run(self, fn, *args):
+        """fn(index, *args) in the worker thread: several writes that must share one transaction."""
+        result = self._pool.spawn(fn, self.index, *args)
+        try:
+            return result.get(timeout=self.timeout_s)
+        except gevent.Timeout:
+            raise IndexWriteError(f"index write did not finish within {self.timeout_s:g} s") from None
+
     def close(self):
         self._pool.kill()
