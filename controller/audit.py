@@ -193,7 +193,7 @@ def check_chain(rows: Iterable[Mapping[str, Any]], issued_upto_id: int,
         if row["prev_hash"] != prev:
             return broken(row_id, f"row {row_id} does not link to row {row_id - 1} (that row's hash was "
                                   f"rewritten, or rows were reordered or replaced)")
-        if row_hash(prev, row) != row["row_hash"]:
+        if _hash_or_none(prev, row) != row["row_hash"]:
             return broken(row_id, f"row {row_id} was changed: its fields do not match its hash")
         if anchor is not None and row_id == anchor[0] and row["row_hash"] != anchor[1]:
             return broken(row_id, f"row {row_id} does not match the anchor: the log was rewritten")
@@ -205,6 +205,13 @@ def check_chain(rows: Iterable[Mapping[str, Any]], issued_upto_id: int,
         return broken(expected_id, f"the anchor names row {anchor[0]} but the log ends at row {expected_id - 1}")
     return VerifyResult(True, checked, head_id=expected_id - 1 if checked else None,
                         head_hash=prev if checked else None)
+
+
+def _hash_or_none(prev_hash: str, row: Mapping[str, Any]) -> str | None:
+    try:
+        return row_hash(prev_hash, row)
+    except (TypeError, ValueError):  # a BLOB or NaN written behind our back: no hash can match
+        return None
 
 
 def verify(index: Index, anchor: tuple[int, str] | None = None, batch_rows: int = 1000) -> VerifyResult:
@@ -262,5 +269,13 @@ def entries(index: Index, *, call_uuid: str | None = None, recording_id: str | N
         params.append(int(limit))
     rows = index.query(f"SELECT * FROM ({sql}) ORDER BY id", params)
     for row in rows:
-        row["details"] = json.loads(row["details"]) if row["details"] else None
+        row["details"] = _decoded(row["details"])
     return rows
+
+
+def _decoded(details: Any) -> Any:
+    """The details mapping; text that is not JSON (a tampered row) is shown as it is."""
+    try:
+        return json.loads(details) if details else None
+    except (TypeError, ValueError):
+        return details

@@ -99,7 +99,7 @@ def audit_list(data_dir, config_file, call_uuid, recording_id, actor, since, unt
                                  since=since, until=until, limit=limit)
     if as_nl:
         for row in rows:
-            click.echo(json.dumps(row, sort_keys=True))
+            click.echo(json.dumps(row, sort_keys=True, default=str))
         return
     if not as_json:
         rows = [_for_table(row) for row in rows]

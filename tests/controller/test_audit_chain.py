@@ -2,15 +2,18 @@
 
 import sqlite3
 import threading
+from pathlib import Path
 
 import gevent
 import pytest
 
+import controller
 from controller import audit
 from controller.audit import GENESIS_HASH, AuditEntry, AuditError
+from controller.config import load_config
 from controller.errors import IndexWriteError
 from controller.index import Index
-from controller.permissions import Actor
+from controller.permissions import Actor, authorise
 
 AGENT = Actor.agent("1001")
 
@@ -262,3 +265,28 @@ def test_appenders_on_separate_connections_keep_one_chain(tmp_path):
     with Index(path) as index:
         result = audit.verify(index)
     assert result.ok and result.rows_checked == 120
+
+
+def test_values_no_writer_of_ours_stores_are_a_break_not_a_crash(index):
+    fill(index, 3)
+    tamper(index, "UPDATE audit_log SET details = x'00ff' WHERE id = 2",
+           "UPDATE audit_log SET details = 'not json' WHERE id = 3")
+    assert audit.verify(index).first_broken_id == 2
+    assert audit.entries(index)[2]["details"] == "not json"
+
+
+def test_entry_for_a_refused_and_an_allowed_pause(index):
+    """The agent feature codes' pattern: authorise, audit the refusal, or act and audit what was done."""
+    config = load_config(Path(controller.__file__).parent / "examples" / "consentline.example.yaml")
+    refused = authorise(config, AGENT, "pause", call_owner_extension="1002")
+    allowed = authorise(config, AGENT, "pause", call_owner_extension="1001")
+    audit.append(index, audit.entry_for(refused, action="pause", call_uuid="c1", start_sample=48000))
+    audit.append(index, audit.entry_for(allowed, action="pause", call_uuid="c2", start_sample=96000))
+    audit.append(index, audit.entry_for(allowed, "failed", action="pause", call_uuid="c2",
+                                        reason="the recorder did not confirm the pause"))
+    rows = audit.entries(index)
+    assert [(r["action"], r["outcome"], r["call_uuid"]) for r in rows] == [
+        ("pause", "refused", "c1"), ("pause", "done", "c2"), ("pause", "failed", "c2")]
+    assert rows[0]["reason"] == "agent:1001 (role agent) may not pause_others"
+    assert rows[1]["start_sample"] == 96000 and rows[2]["reason"].startswith("the recorder")
+    assert audit.verify(index).ok
