@@ -126,6 +126,11 @@ def _print_rows(rows: list[dict], columns: tuple[str, ...], as_json: bool, empty
 def check_config(config_file):
     """Validate a configuration file; print warnings for doubtful settings."""
     config = _load(config_file)
+    from controller.helpdesk import parse_helpdesk  # the helpdesk section has its own schema
+    try:
+        parse_helpdesk(config.helpdesk)
+    except ConsentlineError as exc:
+        raise CommandError(f"{config_file}: {exc}") from exc
     for warning in config.warnings:
         click.echo(f"Warning: {warning}", err=True)
     click.echo(f"OK: {config_file}: config_version {config.config_version}, {len(config.processes)} processes, "

@@ -1,0 +1,25 @@
+"""check-config also validates the helpdesk section, whose schema lives with the webhook code."""
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from controller.cli import cli
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "controller" / "examples" / "consentline.example.yaml"
+
+
+def test_bad_helpdesk_endpoint_is_reported_with_its_key(tmp_path):
+    text = EXAMPLE.read_text().replace("helpdesk: {}", 'helpdesk: {endpoints: [{name: x, url: "ftp://nope"}]}')
+    assert text != EXAMPLE.read_text()
+    (tmp_path / "prompts").symlink_to(EXAMPLE.parent / "prompts")
+    config = tmp_path / "c.yaml"
+    config.write_text(text)
+    result = CliRunner().invoke(cli, ["check-config", str(config)])
+    assert result.exit_code == 1
+    assert "helpdesk.endpoints[0].url: expected an http:// or https:// URL" in result.output
+
+
+def test_example_config_passes(tmp_path):
+    result = CliRunner().invoke(cli, ["check-config", str(EXAMPLE)])
+    assert result.exit_code == 0 and "\nOK: " in "\n" + result.output
