@@ -193,3 +193,18 @@ def test_recordings_list_cli_filters_by_tag_and_flag(index, config):
     assert table.exit_code == 0 and a in table.stdout and c in table.stdout and b not in table.stdout
     bad = CliRunner().invoke(cli, ["recordings", "list", "--data", data, "--tag", "two words"])
     assert bad.exit_code == 1 and bad.stderr.startswith("Error: tag: expected")
+
+
+def test_tagging_through_the_off_hub_index_worker(index, config):
+    """How the feature codes call it from a call greenlet: in the index worker thread, bounded."""
+    from controller.indexio import OffHubIndex
+    rec = recording(index, 1)
+    off_hub = OffHubIndex(index, timeout_s=10)
+    try:
+        result = off_hub.run(tags.tag, config, AGENT, rec, "complaint")
+        refused = off_hub.run(tags.flag, config, STAFF, rec)
+    finally:
+        off_hub.close()
+    assert result.allowed and result.changed and not refused.allowed
+    assert tags.tags_of(index, rec) == ["complaint"] and tags.flag_of(index, rec) is None
+    assert [r["outcome"] for r in audit.entries(index)] == ["done", "refused"]
