@@ -138,6 +138,7 @@ class Index:
             raise IndexStoreError(f"{self.path}: no index here (nothing has been recorded or imported yet)")
         self._lock = threading.RLock()
         self._tx_depth = 0
+        self._tx_owner = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(str(self.path), timeout=busy_timeout_s, check_same_thread=False)
@@ -183,6 +184,10 @@ class Index:
         Re-entrant: a write inside `transaction()` joins it, so a change and the outbox event that reports it
         commit together."""
         with self._lock:
+            if self._tx_depth and self._tx_owner is not _current_task():
+                # another greenlet on this thread, inside someone else's open transaction: never join it
+                raise IndexWriteError(f"{what}: the index is in another greenlet's transaction; "
+                                      "index writes must go through one worker (controller.indexio)")
             if self._tx_depth:
                 self._tx_depth += 1
                 try:
@@ -191,6 +196,7 @@ class Index:
                     self._tx_depth -= 1
                 return
             self._tx_depth = 1
+            self._tx_owner = _current_task()
             try:
                 self.db.execute("BEGIN IMMEDIATE")  # take the write lock now, not halfway through
                 try:
@@ -204,6 +210,7 @@ class Index:
                 raise IndexWriteError(f"{what}: {exc}") from exc
             finally:
                 self._tx_depth = 0
+                self._tx_owner = None
 
     def _update_call(self, db: sqlite_utils.Database, call_uuid: str, values: dict) -> None:
         try:
