@@ -20,12 +20,19 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import greenlet
 import sqlite_utils
 from sqlite_utils.db import NotFoundError
 
 from controller.customers import CustomerRecord
 from controller.errors import IndexSchemaError, IndexStoreError, IndexWriteError
 from controller.routing import RoutingDecision, normalise_number
+
+
+def _current_task():
+    """The greenlet running now (each thread has its own hub and greenlets)."""
+    return greenlet.getcurrent()
+
 
 RECORDING_STATES = ("opened", "recording", "paused", "stopped", "completed", "withdrawn", "purged", "failed")
 Timestamp = datetime | float | int | str
