@@ -232,3 +232,11 @@ from controller.cli_audit import audit  # noqa: E402
 cli.add_command(audit)
 from controller.cli_webhooks import webhooks_group  # noqa: E402
 cli.add_command(webhooks_group)
+from controller.admin import cli_recordings  # noqa: E402,F401  (adds its subcommands to `recordings`)
+from controller.admin.cli_compliance import access, erase, ropa  # noqa: E402
+cli.add_command(erase)
+cli.add_command(access)
+cli.add_command(ropa)
+from controller.admin.cli_retention import hold, purge  # noqa: E402
+cli.add_command(purge)
+cli.add_command(hold)

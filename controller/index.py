@@ -111,11 +111,37 @@ def _v4_outbox(db: sqlite_utils.Database) -> None:
         db.execute(sql)
 
 
+def _v5_retention_holds(db: sqlite_utils.Database) -> None:
+    # controller.admin: legal holds (two-person release), tombstones of removed recordings, and the lookups
+    # that keep purge and tag search fast. recording_tags.opened_at copies its recording's opened_at (filled
+    # by a trigger, so writers need not know) and lets "newest 50 with tag X" read one index range.
+    for sql in (
+        "CREATE TABLE legal_holds (id INTEGER PRIMARY KEY AUTOINCREMENT, recording_id TEXT, phone TEXT,"
+        " reason TEXT NOT NULL, applied_by TEXT NOT NULL, applied_at TEXT NOT NULL,"
+        " release_requested_by TEXT, release_requested_at TEXT, released_by TEXT, released_at TEXT,"
+        " CHECK ((recording_id IS NULL) <> (phone IS NULL)))",
+        "CREATE INDEX legal_holds_active_recording ON legal_holds (recording_id) WHERE released_at IS NULL",
+        "CREATE INDEX legal_holds_active_phone ON legal_holds (phone) WHERE released_at IS NULL",
+        "CREATE TABLE recording_tombstones (recording_id TEXT PRIMARY KEY, call_uuid TEXT,"
+        " removed_at TEXT NOT NULL, actor TEXT NOT NULL,"
+        " cause TEXT NOT NULL CHECK (cause IN ('delete', 'erase', 'purge')), reason TEXT NOT NULL)",
+        "CREATE INDEX recordings_opened_at ON recordings (opened_at DESC, id)",
+        "ALTER TABLE recording_tags ADD COLUMN opened_at TEXT",
+        "UPDATE recording_tags SET opened_at = (SELECT r.opened_at FROM recordings r WHERE r.id = recording_id)",
+        "CREATE TRIGGER recording_tags_opened_at AFTER INSERT ON recording_tags WHEN NEW.opened_at IS NULL"
+        " BEGIN UPDATE recording_tags SET opened_at = (SELECT opened_at FROM recordings WHERE id = NEW.recording_id)"
+        " WHERE recording_id = NEW.recording_id AND tag = NEW.tag; END",
+        "CREATE INDEX recording_tags_tag_opened_at ON recording_tags (tag, opened_at DESC, recording_id)",
+    ):
+        db.execute(sql)
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _v1_calls_recordings_evidence,
     _v2_customers_and_lookups,
     _v3_audit_tags_flags,
     _v4_outbox,
+    _v5_retention_holds,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

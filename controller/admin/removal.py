@@ -1,0 +1,53 @@
+"""Removing a recording for good (delete, erase, purge): the audio goes, a tombstone stays.
+
+The audio is destroyed first (the media store leaves its own tombstone.json with the reason), then the
+index row becomes state `purged` with a `recording_tombstones` row (who, when, why, which cause) and
+loses its tags and flag. If the process stops in between, the next run finds the audio already gone
+and only finishes the index: every step can be repeated.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlite_utils
+
+from controller.index import timestamp
+from media import MediaStore, RecordingGone
+
+__all__ = ["check_audio", "destroy_audio", "mark_removed"]
+
+
+def check_audio(store: MediaStore, recording_id: str) -> int | None:
+    """The committed length in samples, or None when no audio is left; raises MediaError when damaged."""
+    try:
+        recording = store.open(recording_id)
+    except RecordingGone:
+        return None
+    try:
+        return recording.length_samples
+    finally:
+        store.forget(recording_id)
+
+
+def destroy_audio(store: MediaStore, recording_id: str, actor: str, reason: str) -> bool:
+    """Delete the recording's audio; False when there was none left (already deleted, or never kept)."""
+    try:
+        store.delete(recording_id, actor, reason)
+    except RecordingGone:
+        return False
+    finally:
+        store.forget(recording_id)
+    return True
+
+
+def mark_removed(db: sqlite_utils.Database, recording: dict[str, Any], cause: str, actor: str, reason: str,
+                 at: str | None = None) -> None:
+    """The index side of a removal, inside the caller's transaction."""
+    at = at or timestamp()
+    db.execute("UPDATE recordings SET state = 'purged', updated_at = ? WHERE id = ?", [at, recording["id"]])
+    db.execute("INSERT OR REPLACE INTO recording_tombstones (recording_id, call_uuid, removed_at, actor, cause,"
+               " reason) VALUES (?, ?, ?, ?, ?, ?)", [recording["id"], recording["call_uuid"], at, actor, cause,
+                                                      reason])
+    db.execute("DELETE FROM recording_tags WHERE recording_id = ?", [recording["id"]])
+    db.execute("DELETE FROM recording_flags WHERE recording_id = ?", [recording["id"]])
