@@ -144,13 +144,18 @@ class CallFlow:
             port = EslConsentPort(call, process, self.prompt_seconds)
             outcome = consent.run_consent(process, port, IndexEvidence(self.index, call.uuid, process))
             self._consent_decided(call, process, outcome)
-        except CallGone:
-            outcome = consent.Outcome(False, "hangup", "the caller hung up before consent was decided")
-            self._record_failure(call, process, outcome)
+        except CallGone as exc:
+            self._record_failure(call, process, _gone_outcome(exc, "consent was decided"))
             raise
-        except (ESLError, IndexStoreError, KeyError, OSError) as exc:
+        except Exception as exc:  # whatever it is, a bug included: not recorded, and the caller still gets the agent
+            if not isinstance(exc, (ESLError, IndexStoreError, KeyError, OSError)):
+                log.exception("call %s: consent flow failed", call.uuid)
             outcome = consent.Outcome(False, "error", f"consent flow failed, not recorded: {exc}")
             self._record_failure(call, process, outcome)
+        except BaseException:  # killed (GreenletExit): say why before going
+            self._record_failure(call, process, consent.Outcome(
+                False, "error", "the controller stopped this call before consent was decided, not recorded"))
+            raise
         self.observer("consent", call, outcome=outcome, process=process)
         return process, outcome
 
@@ -165,7 +170,7 @@ class CallFlow:
         log.warning("call %s: %s", call.uuid, outcome.reason)
         try:
             self._consent_decided(call, process, outcome)
-        except IndexStoreError:
+        except Exception:  # the index may be what failed; the call goes on unrecorded either way
             log.error("call %s: could not record the failed consent decision either", call.uuid)
 
     # -- recording ---------------------------------------------------------------------------------------------
@@ -182,19 +187,26 @@ class CallFlow:
                 ix.recording_state(row_id, "recording", at)
                 return row_id
             recording.index_id = call.events.write(opened, "recording.started", recording_id=recording.recording_id)
-        except CallGone:
-            self._undo(call, recording)
+        except CallGone as exc:
+            self._undo(call, recording, "recording not confirmed")
+            self._record_failure(call, process, _gone_outcome(exc, "the recording started"))
             raise
         except Exception as exc:  # anything unconfirmed: the recording must not survive (fail closed)
-            log.warning("call %s: recording not started: %s", call.uuid, exc)
-            self._undo(call, recording)
+            self._undo(call, recording, "recording not confirmed")
+            self._record_failure(call, process, consent.Outcome(
+                False, "error", f"consent was given but the recording could not be started, not recorded: {exc}"))
             return None
+        except BaseException:  # killed (GreenletExit) halfway: nothing of it may stay behind
+            self._undo(call, recording, "the controller stopped this call")
+            self._record_failure(call, process, consent.Outcome(
+                False, "error", "the controller stopped this call while the recording started: recording deleted"))
+            raise
         self.observer("recording", call, recording=recording)
         return recording
 
-    def _undo(self, call, recording):
+    def _undo(self, call, recording, reason):
         try:
-            recording.discard("system", "recording not confirmed")
+            recording.discard("system", reason)
         except Exception:
             log.exception("call %s: could not undo the recording", call.uuid)
         index_id = getattr(recording, "index_id", None)
@@ -212,12 +224,29 @@ class CallFlow:
             watcher = WithdrawalWatcher(call, process.withdrawal.code, self._withdraw_handler(call, process,
                                                                                              recording))
             watcher.start()
+        bridged = None
         try:
+            if recording is not None:
+                bridged = call.expect(_bridge_of(call.uuid), survive_hangup=True)
             call.execute("bridge", process.agent, timeout_s=MAX_BRIDGE_S)
             call.hangup()  # the agent hung up: the caller does not stay on an open line
+        except BaseException as exc:
+            if recording is not None and not (bridged is not None and bridged.arrived) and not _hung_up(exc):
+                self._abandon(call, process, recording, exc)
+            raise
         finally:
+            if bridged is not None:
+                bridged.cancel()
             if watcher is not None:
                 watcher.stop()
+
+    def _abandon(self, call, process, recording, exc):
+        """The bridge failed before it was up: the flow has lost the call (it cannot honour a withdrawal or
+        know who is on the line), so the recording goes, as any error on the way to the agent."""
+        what = "the controller stopped this call" if not isinstance(exc, Exception) else str(exc)
+        self._undo(call, recording, "the bridge to the agent failed")
+        self._record_failure(call, process, consent.Outcome(
+            False, "error", f"the bridge to {process.agent} failed before it was up ({what}): recording deleted"))
 
     def _withdraw_handler(self, call, process, recording):
         def withdraw():
@@ -253,3 +282,21 @@ class CallFlow:
         except IndexStoreError:
             log.error("call %s: could not record the end of the call", call.uuid)
         self.observer("ended", call, recording=recording)
+
+
+def _gone_outcome(exc, before):
+    """A hangup is the caller's choice; a lost socket is a fault, and the evidence must not blame the caller."""
+    if exc.socket_lost:
+        return consent.Outcome(False, "error", f"the ESL connection was lost ({exc.reason}) before {before}, "
+                                               f"not recorded")
+    return consent.Outcome(False, "hangup", f"the caller hung up before {before}")
+
+
+def _hung_up(exc):
+    return isinstance(exc, CallGone) and not exc.socket_lost
+
+
+def _bridge_of(call_uuid):
+    def matches(frame):
+        return frame.headers.get("Event-Name") == "CHANNEL_BRIDGE" and frame.headers.get("Unique-ID") == call_uuid
+    return matches

@@ -119,7 +119,7 @@ class CallRecording:
             if self._stopped is not None:
                 self._stopped.cancel()
             _remove(self.spool_path)
-            self.state = "failed" if self.state == "none" else self.state
+            self.state = "failed"    # withdraw() says "withdrawn" after this; nothing is left to finish
 
     @property
     def duration_s(self):
