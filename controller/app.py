@@ -6,6 +6,7 @@ import os
 
 import soundfile
 
+from controller.agentactions import AgentCodeLink, AgentCodes
 from controller.callflow import CallFlow
 from controller.eslinbound import InboundSupervisor
 from controller.helpdesk import parse_helpdesk
@@ -45,9 +46,13 @@ class Controller:
         self.helpdesk = None
         if self.helpdesk_settings.endpoints or self.helpdesk_settings.links_listen:
             self.helpdesk = HelpdeskService(self.index, self.helpdesk_settings, settings.recordings_dir)
-        self.flow = CallFlow(config, OffHubIndex(self.index), self.store, prompt_seconds=prompt_seconds,
+        index_io = OffHubIndex(self.index)
+        # A second inbound connection of its own: the agent legs' code events, and tones when the call's is slow.
+        self.agent_link = AgentCodeLink.connect(self.esl_host, self.esl_port, self.password) if inbound else None
+        self.agent_codes = AgentCodes(config, index_io, self.agent_link)  # checks every process's agent_codes
+        self.flow = CallFlow(config, index_io, self.store, prompt_seconds=prompt_seconds,
                              tailer_factory=tail_spool, observer=observer, helpdesk=self.helpdesk_settings,
-                             on_event=self.helpdesk.wake if self.helpdesk else None)
+                             on_event=self.helpdesk.wake if self.helpdesk else None, agent_codes=self.agent_codes)
         self.server = CallServer(self.flow, host=self.listen_host, port=self.listen_port, max_calls=max_calls)
         self.inbound = InboundSupervisor(self.esl_host, self.esl_port, self.password) if inbound else None
 
@@ -60,6 +65,8 @@ class Controller:
         self.server.start()
         if self.inbound is not None:
             self.inbound.start()
+        if self.agent_link is not None:
+            self.agent_link.start()
         return self
 
     @property
@@ -73,6 +80,8 @@ class Controller:
         self.server.stop(drain_timeout_s)
         if self.inbound is not None:
             self.inbound.stop()
+        if self.agent_link is not None:
+            self.agent_link.stop()
         if self.helpdesk is not None:
             self.helpdesk.stop()
         self.flow.index.close()

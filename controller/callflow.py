@@ -98,8 +98,9 @@ class CallFlow:
     """The handler CallServer runs for each call."""
 
     def __init__(self, config, index, store, *, prompt_seconds, tailer_factory, observer=None, helpdesk=None,
-                 on_event=None):
+                 on_event=None, agent_codes=None):
         self.config = config
+        self.agent_codes = agent_codes    # controller.agentactions.AgentCodes, or None: no agent feature codes
         self.index = index
         self.helpdesk = helpdesk          # HelpdeskSettings, or None: no events are enqueued
         self.on_event = on_event          # wakes the webhook sender after an event is enqueued
@@ -224,6 +225,9 @@ class CallFlow:
             watcher = WithdrawalWatcher(call, process.withdrawal.code, self._withdraw_handler(call, process,
                                                                                              recording))
             watcher.start()
+        codes = None
+        if recording is not None and self.agent_codes is not None:
+            codes = self.agent_codes.watch(call, process, recording, self._withdraw_handler(call, process, recording))
         bridged = None
         try:
             if recording is not None:
@@ -237,6 +241,8 @@ class CallFlow:
         finally:
             if bridged is not None:
                 bridged.cancel()
+            if codes is not None:
+                codes.stop()
             if watcher is not None:
                 watcher.stop()
 

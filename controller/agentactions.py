@@ -1,0 +1,508 @@
+"""Agent feature codes on a live call: bindings on the agent leg, then each request authorised, carried out,
+read back, audited and confirmed to the agent alone with a tone.
+
+- `AgentCodeLink`: an inbound ESL connection of its own, subscribed to CHANNEL_APPLICATION; it hands each
+  `agent_code` event to the call that bound that agent leg (nothing else on the controller's main inbound
+  connection is disturbed, and no filter there hides other events).
+- `AgentCodes`: the controller-wide part: every process's settings (checked at start-up) and the link.
+- `CallAgentCodes`: one per recorded call. It waits for CHANNEL_BRIDGE on the call's socket, binds the codes on
+  the agent leg named by `Bridge-B-Unique-ID` (again after a transfer to another agent), and runs requests one
+  at a time. The media pipeline is the single source of truth for pause, resume and cut; stop, delete and
+  withdraw also stop FreeSWITCH's recording and wait for its RECORD_STOP.
+
+A recorder action must be confirmed within `read_back_s` (the switch's reply and events, and the pipeline's
+state read back); otherwise the call fails closed (`mask`, `stop` or `hangup`) with an alert in the log and the
+audit. The index change, its audit row and its helpdesk event commit together. Digits never appear here:
+FreeSWITCH matched them, we only see the action's name.
+"""
+
+import logging
+import time
+
+import gevent
+import gevent.event
+import gevent.queue
+
+from controller import audit, tags
+from controller.agentcodes import (EVENT_HEADER, REALM, AgentCodeError, RecorderState, bindings, confirm,
+                                   dial_string_extension, parse_agent_codes, parse_request, permission_for,
+                                   precondition)
+from controller.callrecording import record_event
+from controller.errors import ConfigError, ConsentlineError
+from controller.eslcmd import check_line, execute_command, is_ok
+from controller.eslerrors import ESLError, ESLTimeout
+from controller.eslinbound import InboundSupervisor
+from controller.permissions import Actor, Decision, authorise
+from media import MediaError
+
+log = logging.getLogger(__name__)
+
+SUBSCRIPTIONS = ("CHANNEL_APPLICATION",)
+BRIDGE_WAIT_S = 4 * 3600.0      # as long as a bridge may last
+POLL_S = 1.0
+MAILBOX_SIZE = 16               # requests waiting per call; more are dropped and counted
+COMMAND_TIMEOUT_S = 2.0         # tones, notices, bindings, variable reads
+STOP_GRACE_S = 5.0              # after the bridge: time left to finish a request already running
+ACTION_ERRORS = (ESLError, MediaError, ConsentlineError, OSError, ValueError)
+FAIL_CLOSED_ACTOR = Actor.system("fail-closed")
+# What a confirmed action leaves in the index: the recording's state (None: unchanged) and the helpdesk event.
+INDEX_AFTER = {"pause": ("paused", "recording.paused"), "resume": ("recording", "recording.resumed"),
+               "cut": (None, "recording.cut"), "stop": ("stopped", "recording.completed"),
+               "delete": ("purged", "recording.deleted"), "withdraw": (None, None)}
+
+
+class SwitchRefused(ESLError):
+    """FreeSWITCH answered a command we need confirmed with something other than +OK."""
+
+
+def _remaining_s(deadline):
+    return max(0.01, deadline - time.monotonic())
+
+
+def _is_bridge(frame):
+    return frame.headers.get("Event-Name") == "CHANNEL_BRIDGE"
+
+
+class AgentCodeLink:
+    """CHANNEL_APPLICATION events from FreeSWITCH, routed by the agent leg's Unique-ID to a call's mailbox."""
+
+    def __init__(self, supervisor, poll_s=POLL_S):
+        self.supervisor = supervisor
+        self.poll_s = poll_s
+        self.dropped = 0
+        self._mailboxes = {}
+        self._stopping = gevent.event.Event()
+        self._greenlet = None
+
+    @classmethod
+    def connect(cls, host, port, password):
+        return cls(InboundSupervisor(host, port, password, subscriptions=SUBSCRIPTIONS))
+
+    def start(self):
+        self.supervisor.start()
+        self._greenlet = gevent.spawn(self._read)
+        self._greenlet.name = "agent-code-link"
+        return self
+
+    def stop(self, timeout_s=2.0):
+        self._stopping.set()
+        if self._greenlet is not None:
+            self._greenlet.kill(block=True, timeout=timeout_s)
+        self.supervisor.stop(timeout_s)
+
+    def register(self, agent_uuid, mailbox):
+        self._mailboxes[agent_uuid] = mailbox
+
+    def unregister(self, agent_uuid):
+        self._mailboxes.pop(agent_uuid, None)
+
+    def api(self, command, timeout_s):
+        return self.supervisor.client.api(command, timeout_s)
+
+    def _read(self):
+        while not self._stopping.is_set():
+            try:
+                frame = self.supervisor.client.next_event(self.poll_s)
+            except ESLTimeout:
+                continue
+            except ESLError:  # not connected (yet, or again): the supervisor reconnects and subscribes
+                self.supervisor.wait_connected(self.poll_s)
+                self._stopping.wait(0.05)
+                continue
+            self.route(frame)
+
+    def route(self, frame):
+        agent_uuid, value = frame.headers.get("Unique-ID"), frame.headers.get(EVENT_HEADER)
+        mailbox = self._mailboxes.get(agent_uuid)
+        if mailbox is None or value is None:
+            return
+        try:
+            mailbox.put_nowait((agent_uuid, value))
+        except gevent.queue.Full:
+            self.dropped += 1
+            log.warning("agent leg %s: request dropped, %d queued already", agent_uuid, mailbox.qsize())
+
+
+class AgentCodes:
+    """Agent codes for every recorded call; `watch()` is the call flow's hook around the bridge.
+
+    `index_io` runs fn(index, ...) off the hub (`OffHubIndex.run`); changes that the helpdesk hears of go
+    through the call's `events` (the same worker), so the change, its audit row and its event commit together.
+    """
+
+    def __init__(self, config, index_io, link):
+        self.config = config
+        self.index_io = index_io
+        self.link = link
+        self.settings, problems = {}, []
+        for name, process in config.processes.items():
+            try:
+                self.settings[name] = parse_agent_codes(process.agent_codes, f"processes.{name}.agent_codes",
+                                                        config.prompts_dir)
+            except ConfigError as exc:
+                problems += exc.problems
+        if problems:
+            raise ConfigError([f"{config.path}: {problem}" for problem in problems])
+
+    def watch(self, call, process, recording, withdraw):
+        """Start handling the agent's codes for a recorded call (None when there is nothing to handle)."""
+        settings = self.settings.get(process.name)
+        if self.link is None or recording is None or settings is None or not bindings(settings):
+            return None
+        try:
+            return CallAgentCodes(self, call, process, settings, recording, withdraw).start()
+        except ESLError as exc:
+            log.warning("call %s: agent codes not started: %s", call.uuid, exc)
+            return None
+
+
+class CallAgentCodes:
+    """One recorded call's agent codes, from the bridge to the end of the bridge."""
+
+    def __init__(self, service, call, process, settings, recording, withdraw):
+        self.service = service
+        self.config = service.config
+        self.call = call
+        self.settings = settings
+        self.recording = recording
+        self.withdraw = withdraw
+        self.owner = dial_string_extension(process.agent)
+        self.agent_uuid = None
+        self.legs = {}                      # agent leg uuid -> Actor
+        self.outcomes = []                  # (action, outcome) in order
+        self.mailbox = gevent.queue.Queue(MAILBOX_SIZE)
+        self._stopping = False
+        # Registered before the bridge is sent, so neither event can be missed.
+        self._bridged = call.expect(_is_bridge)
+        self._switch_stop = call.expect(record_event("RECORD_STOP", recording.spool_path), survive_hangup=True)
+        self._watcher = self._worker = None
+
+    def start(self):
+        self._watcher = gevent.spawn(self._watch_bridges)
+        self._worker = gevent.spawn(self._serve)
+        self._watcher.name = f"agent-bridges-{self.call.uuid}"
+        self._worker.name = f"agent-codes-{self.call.uuid}"
+        return self
+
+    def stop(self):
+        """The bridge ended: finish the requests in hand (bounded), then let go of the leg."""
+        self._stopping = True
+        self._watcher.kill(block=False)
+        try:
+            self.mailbox.put_nowait(None)  # wakes the worker; requests queued before it still run
+        except gevent.queue.Full:
+            pass
+        self._worker.join(timeout=2 * self.settings.read_back_s + STOP_GRACE_S)
+        self._worker.kill(block=False)
+        for agent_uuid in self.legs:
+            self.service.link.unregister(agent_uuid)
+        self._bridged.cancel()
+        self._switch_stop.cancel()
+
+    # -- the agent leg ------------------------------------------------------------------------------------
+
+    def _watch_bridges(self):
+        while True:
+            try:
+                frame = self._bridged.wait(BRIDGE_WAIT_S, "CHANNEL_BRIDGE")
+                self._bridged = self.call.expect(_is_bridge)  # a transfer bridges another agent leg
+            except ESLError:
+                return
+            agent_uuid = frame.headers.get("Bridge-B-Unique-ID") or frame.headers.get("variable_bridge_uuid")
+            if agent_uuid and agent_uuid != self.agent_uuid:
+                self._attach(agent_uuid)
+
+    def _attach(self, agent_uuid):
+        previous, self.agent_uuid = self.agent_uuid, agent_uuid
+        self.legs[agent_uuid] = Actor.agent(self._extension_of(agent_uuid))
+        self.service.link.register(agent_uuid, self.mailbox)
+        if previous is not None:
+            self.service.link.unregister(previous)
+        try:
+            for binding in bindings(self.settings):
+                self._sendmsg(agent_uuid, "bind_digit_action", binding.app_arg)
+            self._sendmsg(agent_uuid, "digit_action_set_realm", REALM)
+        except (ESLError, ValueError) as exc:
+            log.error("call %s: agent codes not bound on agent leg %s: %s", self.call.uuid, agent_uuid, exc)
+            return
+        log.info("call %s: agent codes bound on agent leg %s (%s)", self.call.uuid, agent_uuid,
+                 self.legs[agent_uuid])
+
+    def _extension_of(self, agent_uuid):
+        """The B-leg's dialed_user, else the extension in the process's dial string."""
+        try:
+            value = self.call.api(f"uuid_getvar {check_line(agent_uuid, 'uuid')} dialed_user",
+                                  timeout_s=COMMAND_TIMEOUT_S).strip()
+        except (ESLError, ValueError):
+            value = ""
+        if value and not value.startswith("-") and value != "_undef_":
+            return value
+        return self.owner or "unknown"
+
+    def _sendmsg(self, uuid, app, arg):
+        command = execute_command(app, arg, f"agent-codes-{time.monotonic_ns()}", event_lock=False)
+        command = command.replace("sendmsg", f"sendmsg {check_line(uuid, 'uuid')}", 1)
+        reply = self.call.send(command, COMMAND_TIMEOUT_S)
+        if not is_ok(reply.reply_text):
+            raise SwitchRefused(f"sendmsg {app} answered {reply.reply_text!r}")
+
+    def _serve(self):
+        while not self._stopping or not self.mailbox.empty():
+            try:
+                item = self.mailbox.get(timeout=POLL_S)
+            except gevent.queue.Empty:
+                continue
+            if item is None:
+                continue
+            agent_uuid, value = item
+            try:
+                request = parse_request(value, self.settings)
+            except AgentCodeError as exc:
+                log.warning("call %s: ignored an agent code event: %s", self.call.uuid, exc)
+                continue
+            outcome = self.perform(self.legs.get(agent_uuid, Actor.agent("unknown")), agent_uuid, request)
+            self.outcomes.append((request.action, outcome))
+
+    # -- one request --------------------------------------------------------------------------------------
+
+    def perform(self, actor, agent_uuid, request):
+        """Authorise, act, read back, audit, tone. Returns "done", "refused" or "failed"."""
+        if request.action in ("tag", "flag"):
+            outcome = self._annotate(actor, request)
+        else:
+            outcome = self._change_recorder(actor, request.action)
+        self._broadcast(agent_uuid, self.settings.success_tone if outcome == "done" else self.settings.refusal_tone,
+                        "aleg")  # only the agent hears it: the agent leg alone
+        notice = {"pause": self.settings.pause_notice, "resume": self.settings.resume_notice}.get(request.action)
+        if outcome == "done" and notice:
+            self._notify_both(notice, agent_uuid)
+        return outcome
+
+    def _notify_both(self, notice, agent_uuid):
+        """Both parties hear the notice. Not uuid_broadcast: the caller leg is event-locked in the bridge, which
+        holds its queued broadcasts until the bridge ends; a displace media bug (mixed in) plays at once."""
+        for uuid in (self.call.uuid, agent_uuid):
+            self._api(f"uuid_displace {check_line(uuid, 'uuid')} start {notice} 0 mux", notice)
+
+    def _change_recorder(self, actor, action):
+        decision = self._decide(actor, action)
+        refusal = decision.reason if not decision.allowed else precondition(action, self.state())
+        details = {"permission": decision.permission}
+        if refusal is not None:
+            self._write(self._audit_entry(actor, action, "refused", refusal, details=details))
+            return "refused"
+        problem, result = self._act_and_confirm(actor, action)
+        if problem is not None:
+            self._fail_closed(actor, action, problem)
+            return "failed"
+        sample_range = (result.start_sample, result.end_sample) if result is not None else (None, None)
+        self._write(self._audit_entry(actor, action, "done", decision.reason, sample_range, details),
+                    *INDEX_AFTER[action], sample_range)
+        return "done"
+
+    def _decide(self, actor, action):
+        permission = permission_for(action)
+        if permission is not None:
+            return authorise(self.config, actor, permission, call_owner_extension=self.owner)
+        role = self.config.agents.get(actor.name) if actor.kind == "agent" else None
+        if role is None:  # a phone's input never becomes a system actor: only a known agent relays this
+            return Decision(False, f"{actor} is not a configured extension", actor, action)
+        return Decision(True, f"{actor} (role {role}) relays the caller's withdrawal", actor, action, role)
+
+    def _act_and_confirm(self, actor, action):
+        """(problem or None, the operation's OpResult or None), all within read_back_s."""
+        bound_s = self.settings.read_back_s
+        deadline = time.monotonic() + bound_s
+        job = gevent.spawn(self._guarded, getattr(self, f"_do_{action}"), str(actor), deadline)
+        job.join(timeout=bound_s)
+        if not job.ready():
+            return f"not confirmed within {bound_s:g} s", None
+        result, error = job.value
+        if error is not None:
+            return f"{type(error).__name__}: {error}", None
+        cut = None
+        if action == "cut":
+            expected = self.recording.recording.fmt.seconds_to_samples(self.settings.cut_seconds)
+            cut = (result.start_sample, result.removed_samples, expected)
+        return confirm(action, self.state(), cut), result
+
+    @staticmethod
+    def _guarded(operation, actor, deadline):
+        try:
+            return operation(actor, deadline), None
+        except ACTION_ERRORS as exc:
+            return None, exc
+
+    # -- the operations: the pipeline (and for stop, delete, withdraw the switch); each returns an OpResult ---
+
+    def _do_pause(self, actor, deadline):
+        return self.recording.recording.pause(actor, "paused by agent code")
+
+    def _do_resume(self, actor, deadline):
+        return self.recording.recording.resume(actor, "resumed by agent code")
+
+    def _do_cut(self, actor, deadline):
+        return self.recording.recording.cut_last(self.settings.cut_seconds, actor, "cut by agent code")
+
+    def _do_stop(self, actor, deadline):
+        self._stop_switch(deadline)
+        return self.recording.finish(actor, "stopped by agent code", record_stop_timeout_s=_remaining_s(deadline))
+
+    def _do_delete(self, actor, deadline):
+        self._stop_switch(deadline)
+        result = self.recording.recording.delete(actor, "deleted by agent code")
+        self.recording.withdraw(actor, "deleted by agent code", keep=False)  # spool and call state follow
+        return result
+
+    def _do_withdraw(self, actor, deadline):
+        self._stop_switch(deadline)
+        length = self.recording.recording.length_samples
+        self.withdraw()  # the call flow's own withdrawal: the same effect as the caller's code
+        return _Span(0, length)
+
+    def _stop_switch(self, deadline):
+        """uuid_record stop, confirmed by +OK and then RECORD_STOP for our spool."""
+        reply = self.call.api(f"uuid_record {self.call.uuid} stop {self.recording.spool_path}",
+                              timeout_s=_remaining_s(deadline))
+        if not is_ok(reply):
+            raise SwitchRefused(f"uuid_record stop answered {reply.strip()!r}")
+        self._switch_stop.wait(_remaining_s(deadline), "RECORD_STOP")
+
+    def state(self):
+        rec, media = self.recording, self.recording.recording
+        return RecorderState(call_state=rec.state, media_status=media.status if media is not None else "none",
+                             paused=bool(media is not None and media.paused),
+                             length_samples=media.length_samples if media is not None else 0,
+                             switch_stopped=self._switch_stop.arrived)
+
+    # -- failing closed -------------------------------------------------------------------------------------
+
+    def _fail_closed(self, actor, action, problem):
+        mode = self.settings.fail_closed
+        log.error("ALERT call %s: %s by %s not confirmed (%s); failing closed (%s)",
+                  self.call.uuid, action, actor, problem, mode)
+        self._write(self._audit_entry(actor, action, "failed", f"not confirmed: {problem}; failed closed ({mode})",
+                                      details={"alert": True, "fail_closed": mode}))
+        try:
+            result, outcome, note = self._close(mode), "done", f"after an unconfirmed {action}"
+        except ACTION_ERRORS as exc:
+            result, outcome, note = None, "failed", f"{mode} failed ({exc}); hanging up"
+            log.error("ALERT call %s: failing closed (%s) failed: %s; hanging up", self.call.uuid, mode, exc)
+            self._hang_up()
+        sample_range = (result.start_sample, result.end_sample) if result is not None else (None, None)
+        stopped = mode == "stop" and result is not None
+        self._write(self._audit_entry(FAIL_CLOSED_ACTOR, "fail_closed", outcome, note, sample_range,
+                                      {"alert": True, "mode": mode, "action": action}),
+                    *(("stopped", "recording.completed") if stopped else (None, None)), sample_range)
+
+    def _close(self, mode):
+        """Stop keeping audio: mask from here on, finish the recording, or mask and hang up."""
+        media, result = self.recording.recording, None
+        if mode in ("mask", "hangup") and media is not None and media.status == "recording":
+            result = media.mask(str(FAIL_CLOSED_ACTOR), "fail closed: nothing more is kept")
+        if mode == "hangup":
+            self._hang_up()
+        elif mode == "stop" and self.recording.state == "recording":
+            try:
+                self.call.api(f"uuid_record {self.call.uuid} stop {self.recording.spool_path}",
+                              timeout_s=self.settings.read_back_s)
+            except ESLError:
+                pass  # the pipeline stops taking audio either way, and the spool goes
+            result = self.recording.finish(str(FAIL_CLOSED_ACTOR), "fail closed",
+                                           record_stop_timeout_s=self.settings.read_back_s)
+        return result
+
+    def _hang_up(self):
+        try:
+            self.service.link.api(f"uuid_kill {self.call.uuid} NORMAL_CLEARING", COMMAND_TIMEOUT_S)
+        except ESLError:
+            try:
+                self.call.hangup(timeout_s=COMMAND_TIMEOUT_S)
+            except ESLError as exc:
+                log.error("ALERT call %s: could not hang up: %s", self.call.uuid, exc)
+
+    # -- tags and flags: the tags module authorises and audits them ----------------------------------------------
+
+    def _annotate(self, actor, request):
+        rid, details = self.recording.index_id, {"tag": request.tag}
+        refusal = precondition(request.action, self.state())
+        if refusal is not None:
+            self._write(self._audit_entry(actor, request.action, "refused", refusal, details=details))
+            return "refused"
+        allowed = authorise(self.config, actor, request.action).allowed  # as tags.* decides: no event if not
+        if request.action == "tag":
+            def change(ix):
+                return tags.tag(ix, self.config, actor, rid, request.tag)
+            event, data, confirmed = "recording.tagged", {"tag": request.tag, "by": str(actor)}, tags.tags_of
+        else:
+            def change(ix):
+                return tags.flag(ix, self.config, actor, rid, "flagged by agent code")
+            event, data, confirmed = "recording.flagged", {"reason": "flagged by agent code", "by": str(actor)}, \
+                tags.flag_of
+        result = self._write(change, event_type=event if allowed else None, data=data)
+        if result is not None and not result.allowed:
+            return "refused"
+        found = self._read(confirmed, rid) if result is not None else None
+        if found is not None and ((request.tag in found) if request.action == "tag" else found["flagged"]):
+            return "done"
+        self._write(self._audit_entry(actor, request.action, "failed", "the index does not show it", details=details))
+        return "failed"
+
+    # -- the index, audit, sounds --------------------------------------------------------------------------
+
+    def _audit_entry(self, actor, action, outcome, reason, sample_range=(None, None), details=None):
+        return audit.AuditEntry(actor, action, outcome, call_uuid=self.call.uuid,
+                                recording_id=self.recording.index_id, start_sample=sample_range[0],
+                                end_sample=sample_range[1], reason=reason,
+                                details={k: v for k, v in (details or {}).items() if v is not None})
+
+    def _write(self, change, state=None, event_type=None, sample_range=(None, None), data=None):
+        """One transaction: an audit entry (or change(index)), the recording's state, the helpdesk event."""
+        entry = change if isinstance(change, audit.AuditEntry) else None
+        rid, at = self.recording.index_id, time.time()
+
+        def in_index(ix):
+            if state is not None:
+                ix.recording_state(rid, state, at, duration_s=duration_s)
+            return audit.append(ix, entry) if entry is not None else change(ix)
+        duration_s = self.recording.duration_s if state == "stopped" else None
+        if event_type is not None and data is None:
+            data = {"start_sample": sample_range[0], "end_sample": sample_range[1], "reason": entry.reason,
+                    "by": str(entry.actor), "duration_s": duration_s}
+        try:
+            events = getattr(self.call, "events", None)
+            if events is not None:
+                return events.write(in_index, event_type, recording_id=self.recording.recording_id, data=data)
+            return self.service.index_io.run(in_index)
+        except ConsentlineError as exc:
+            log.error("ALERT call %s: could not write to the index: %s", self.call.uuid, exc)
+            return None
+
+    def _read(self, fn, *args):
+        try:
+            return self.service.index_io.run(fn, *args)
+        except ConsentlineError as exc:
+            log.error("call %s: could not read the index back: %s", self.call.uuid, exc)
+            return None
+
+    def _broadcast(self, uuid, sound, legs):
+        self._api(f"uuid_broadcast {check_line(uuid, 'uuid')} {sound} {legs}", sound)
+
+    def _api(self, command, sound):
+        """Through the link (the call's own socket if the link is down); best effort, never waits long."""
+        try:
+            try:
+                reply = self.service.link.api(command, COMMAND_TIMEOUT_S)
+            except ESLError:
+                reply = self.call.api(command, timeout_s=COMMAND_TIMEOUT_S)
+        except ESLError as exc:
+            reply = f"-ERR {exc}"
+        if not is_ok(reply):
+            log.warning("call %s: %s not played: %s", self.call.uuid, sound, reply.strip())
+
+
+class _Span:
+    """A sample range where no OpResult describes the action (a withdrawal)."""
+
+    def __init__(self, start_sample, end_sample):
+        self.start_sample, self.end_sample = start_sample, end_sample
