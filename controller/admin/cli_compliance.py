@@ -33,10 +33,12 @@ def erase(phone, reason, yes, dry_run, output, config_file, data_dir, user):
     Recordings under legal hold, and their calls, are kept; a hold on the number stops the erasure.
     """
     with open_session(config_file, data_dir, user) as session:
+        decision = session.require("erase", "erase", details={"dry_run": dry_run})  # before anything is read
         plan = erasure.plan_erasure(session.index, phone)
         rows = _plan_rows(plan, "would go" if dry_run else "erased")
         if dry_run:
-            session.require("erase", "erase", details={"dry_run": True})
+            session.record(decision, action="erase", reason="dry run: nothing changed",
+                           details={"dry_run": True, "recordings": len(plan.recordings), "calls": len(plan.calls)})
             emit_rows(rows, ERASE_COLUMNS, output, "Nothing about this number in the index.")
             return
         if plan.empty:

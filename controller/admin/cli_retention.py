@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import click
 
 from controller.admin import holds as legal_holds
@@ -12,6 +14,7 @@ from controller.admin.retention_options import retention_options
 from controller.admin.session import open_session, session_options
 from controller.cli import When
 from controller.index import timestamp
+from controller.permissions import authorise
 
 PURGE_COLUMNS = ("id", "process", "opened_at", "retention_days", "expired_at", "result")
 
@@ -29,12 +32,13 @@ def purge(now, rules, yes, dry_run, output, config_file, data_dir, user):
     Safe from cron (add --yes): idempotent, one recording at a time, quiet unless something is purged.
     Exit 1 when a recording could not be purged (the others still are).
     """
-    from datetime import datetime, timezone  # noqa: PLC0415
     now = now or datetime.now(timezone.utc)
     with open_session(config_file, data_dir, user) as session:
+        decision = session.require("purge", "purge", details={"dry_run": dry_run})  # before anything is read
         items = list(purging.expired_recordings(session.index, session.config, rules, now))
         if dry_run:
-            session.require("purge", "purge", details={"dry_run": True, "candidates": len(items)})
+            session.record(decision, action="purge", reason="dry run: nothing changed",
+                           details={"dry_run": True, "now": timestamp(now), "candidates": len(items)})
             rows = [{**item.to_dict(), "result": "kept: legal hold" if item.held else "would purge"}
                     for item in items]
         elif not items:
@@ -100,9 +104,8 @@ def hold_release(hold_id, reason, output, config_file, data_dir, user):
 def hold_list(include_released, output, config_file, data_dir, user):
     """List legal holds (permission `legal_hold_apply` or `legal_hold_release`)."""
     with open_session(config_file, data_dir, user) as session:
-        permission = "legal_hold_apply" if "legal_hold_apply" in session.config.roles.get(
-            session.config.users.get(user, ""), ()) else "legal_hold_release"
-        decision = session.require(permission, "hold_list")
+        may_apply = authorise(session.config, session.actor, "legal_hold_apply")
+        decision = may_apply if may_apply.allowed else session.require("legal_hold_release", "hold_list")
         rows = legal_holds.holds(session.index, active_only=not include_released)
         session.record(decision, action="hold_list", details={"rows": len(rows)})
     emit_rows(rows, legal_holds.HOLD_COLUMNS, output, "No legal holds.")

@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from controller.admin.holds import ACTIVE_HOLD_SQL
+from controller.errors import ConsentlineError
 from controller.index import RECORDING_STATES, Index, Timestamp, timestamp
 from controller.routing import normalise_number
 from controller.tags import normalise_tag
 
-__all__ = ["LIST_COLUMNS", "SearchError", "recording", "search_recordings"]
+__all__ = ["LIST_COLUMNS", "SearchError", "recording", "recordings_of_number", "search_recordings"]
 
 LIST_COLUMNS = ("opened_at", "id", "call_uuid", "caller", "dialed", "process", "state", "duration_s", "tags",
                 "flagged", "held")
@@ -22,7 +23,7 @@ _SELECT = ("SELECT r.*, c.caller, c.dialed, c.process, c.consent_outcome, COALES
            f"ORDER BY tag)) AS tags, {ACTIVE_HOLD_SQL} AS held ")
 
 
-class SearchError(ValueError):
+class SearchError(ConsentlineError):
     """A filter value is not one the index can hold."""
 
 

@@ -40,6 +40,13 @@ def test_dry_run_shows_exactly_what_would_go_and_changes_nothing(world):
     assert audio_on_disk(world, "a1") and audio_on_disk(world, "a2")
     after = world.dump()
     assert SUBJECT in after and after.count(SUBJECT) == before.count(SUBJECT)
+    assert audit_rows(world)[-1]["details"] == {"dry_run": True, "recordings": 2, "calls": 3}
+
+
+def test_a_refused_user_learns_nothing_about_the_number(world):
+    for args in (("--dry-run",), ("--yes",)):
+        result = world.cli("erase", "--phone", "+4915199999999", *args, user="sam")
+        assert result.exit_code == 1 and result.stdout == "" and "may not erase" in result.stderr
 
 
 def test_erase_removes_the_number_everywhere_and_leaves_tombstones(world):

@@ -64,7 +64,8 @@ def test_purge_deletes_expired_unheld_recordings_and_is_idempotent(world):
     for kept in ("new-de", "old-uk", "held-de", "live-de"):
         assert audio_on_disk(world, kept)
     purged = [r for r in audit_rows(world) if r["action"] == "purge"]
-    assert [(r["recording_id"], r["outcome"]) for r in purged] == [("old-de", "done")]
+    assert [(r["recording_id"], r["outcome"], r["details"].get("dry_run")) for r in purged] == [
+        (None, "done", True), ("old-de", "done", None)]
     again = purge(world, "--yes")
     assert again.exit_code == 0 and [r["result"] for r in json.loads(again.stdout)] == ["kept: legal hold"]
 
