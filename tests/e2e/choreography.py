@@ -11,6 +11,7 @@ A moment is a name for something that happened on one call:
     record_start    the switch started recording the call
     record_stop     the switch stopped recording it
     bridged         caller and agent are bridged
+    hangup          the caller's leg hung up
     key             the caller's scripted key went in (the `press` action emits it)
     ctl:<kind>      the controller's call flow reported <kind> (routed, consent, recording, withdrawn, ended)
     index:<method>  the controller is about to write <method> to the index for that call
@@ -192,7 +193,7 @@ class Stage:
             return
         if kind == "execute":
             self.emit(plan, f"app:{info['app']}")
-        elif kind in ("record_start", "record_stop", "bridged"):
+        elif kind in ("record_start", "record_stop", "bridged", "hangup"):
             self.emit(plan, kind)
 
     def _caller_plan(self, session):
