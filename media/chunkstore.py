@@ -2,8 +2,16 @@
 
 No signal logic here. Small manifest appends happen inline (page cache); fsync, close, whole-chunk reads
 and writes and unlinks run in gevent's threadpool. A chunk is committed once its data is fdatasync'ed
-and its manifest line is durable; while it is being written, one "extent" line per write unit records
-its length and the SHA-256 of that prefix, so a killed process loses no written unit.
+and its manifest line is durable.
+
+While a chunk is being written, every write call (one writev of one or more whole write units: all the
+audio that aged out of the hold-back window in one append, up to the chunk's end) is followed by one
+"extent" line with the chunk's length and the SHA-256 of that prefix. Why that is enough: when append()
+returns, every whole unit that aged out is written and covered by an extent line, so a SIGKILL then
+loses at most the hold-back window plus the part of one unit not yet aged out; a SIGKILL inside
+append() loses that append's audio only (the caller never saw it acknowledged). Recovery keeps the
+longest prefix whose extent hash matches, so a torn or garbled tail is still detected and dropped.
+One extent per write call instead of one per unit changes only how many lines a long backlog writes.
 """
 from __future__ import annotations
 
@@ -25,6 +33,7 @@ from .offload import run_blocking, spawn_blocking, wait
 MANIFEST_NAME = "manifest.jsonl"
 TOMBSTONE_NAME = "tombstone.json"
 CHUNK_SUFFIX = ".pcm"
+WRITEV_MAX_PIECES = 16  # far below IOV_MAX (1024 on Linux)
 RECORDING_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -43,24 +52,31 @@ def sha256_hex(data: Any) -> str:
 
 
 class ChunkWriter:
-    """The chunk being appended: one os.write and one extent line per write unit."""
+    """The chunk being appended: one writev and one extent line per write call."""
 
     def __init__(self, files: "RecordingFiles", seq: int):
         self.seq = seq
         self.file = chunk_file_name(seq)
         self.sample_count = 0
         self._files = files
+        self._frame_bytes = files.fmt.frame_bytes
         self._hash = hashlib.sha256()
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
         self._fd: Optional[int] = os.open(files.directory / self.file, flags, 0o640)
 
-    def write(self, samples: np.ndarray) -> None:
-        data = memoryview(samples).cast("B")
-        written = os.write(self._fd, data)
-        if written != len(data):  # regular files only write short on a full disk or a signal
-            raise OSError(f"short write to {self.file}: {written} of {len(data)} bytes")
-        self._hash.update(data)
-        self.sample_count += len(samples)
+    def write(self, pieces: list[np.ndarray]) -> None:
+        """Append C-contiguous int16 blocks in one system call, then record the new length and prefix hash."""
+        if len(pieces) > WRITEV_MAX_PIECES:  # many small live reads: one copy beats a long iovec
+            pieces = [np.concatenate(pieces)]
+        size_bytes = 0
+        for piece in pieces:
+            size_bytes += piece.nbytes
+        written = os.writev(self._fd, pieces)
+        if written != size_bytes:  # regular files only write short on a full disk or a signal
+            raise OSError(f"short write to {self.file}: {written} of {size_bytes} bytes")
+        for piece in pieces:
+            self._hash.update(piece)
+        self.sample_count += size_bytes // self._frame_bytes
         self._files.append_line(manifest.encode_extent(self.seq, self.sample_count, self._hash.hexdigest()))
 
     def sealed_ref(self, marks: Iterable[dict] = ()) -> ChunkRef:

@@ -1,17 +1,18 @@
 """The hold-back window: the newest audio of a recording, kept in memory before it is committed.
 
-Positions are recording-timeline sample indices. Audio leaves the window oldest first, in write units,
-only once more than `window_samples` are held, so an edit inside the window never touches a file.
+Positions are recording-timeline sample indices. Audio leaves the window oldest first, in whole write
+units, only once more than `window_samples` are held, so an edit inside the window never touches a file.
+It leaves as a list of the held blocks (views, not copies): the chunk writer hands them to one writev.
 """
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable, Iterator, Optional
+from typing import Callable
 
 import numpy as np
 
 from . import redact
-from .blocks import concat, empty
+from .blocks import concat
 from .redact import Interval
 
 BlockEdit = Callable[[np.ndarray, int], np.ndarray]  # (samples, block_start) -> new samples
@@ -39,16 +40,16 @@ class HoldbackWindow:
             self.length += len(samples)
             self.peak_samples = max(self.peak_samples, self.length)
 
-    def pop_ready(self) -> Optional[np.ndarray]:
-        """One write unit of the oldest audio once it has aged out of the window, else None."""
-        if self.length - self.window_samples < self.unit_samples:
-            return None
-        return self._pop(self.unit_samples)
+    def pop_ready(self, max_samples: int) -> list[np.ndarray]:
+        """The oldest audio that has aged out of the window, in whole write units and at most `max_samples`
+        of it, as a list of blocks; empty while less than one unit has aged out."""
+        aged_units = (self.length - self.window_samples) // self.unit_samples
+        count = min(aged_units * self.unit_samples, max_samples)
+        return self._pop(count) if count > 0 else []
 
-    def drain(self) -> Iterator[np.ndarray]:
-        """Everything held, oldest first, in write units (the last one may be shorter)."""
-        while self.length:
-            yield self._pop(min(self.unit_samples, self.length))
+    def pop_oldest(self, max_samples: int) -> list[np.ndarray]:
+        """Up to `max_samples` of the oldest audio, aged out or not (the drain when a recording finishes)."""
+        return self._pop(min(self.length, max_samples))
 
     def snapshot(self) -> np.ndarray:
         return concat(list(self._blocks), self.channels)
@@ -85,7 +86,7 @@ class HoldbackWindow:
         self._blocks.clear()
         self.length = 0
 
-    def _pop(self, count: int) -> np.ndarray:
+    def _pop(self, count: int) -> list[np.ndarray]:
         pieces, needed = [], count
         while needed:
             block = self._blocks[0]
@@ -98,5 +99,4 @@ class HoldbackWindow:
                 needed = 0
         self.length -= count
         self.base_sample += count
-        out = concat(pieces, self.channels) if pieces else empty(self.channels)
-        return np.ascontiguousarray(out)
+        return pieces

@@ -14,7 +14,7 @@ import gevent.lock
 import numpy as np
 
 from . import edits, redact
-from .blocks import AudioFormat, from_bytes
+from .blocks import SAMPLE_DTYPE, AudioFormat, from_bytes
 from .chunkstore import ChunkWriter, RecordingFiles
 from .edits import OPEN_END
 from .errors import MediaError, MediaTimeout, RecordingClosed, RecordingGone
@@ -37,7 +37,7 @@ class Recording:
         self._clock = clock
         self._state = state
         self._files = RecordingFiles(directory, self.fmt, settings.io_timeout_s)
-        self._lock = gevent.lock.RLock()
+        self._lock = _TimedLock(settings.lock_timeout_s, state.recording_id)
         self._starts = _running_starts(state)
         self._sealed_end = self._starts[-1] + state.chunks[-1].sample_count if state.chunks else 0
         unit = self.fmt.write_unit_samples
@@ -97,6 +97,16 @@ class Recording:
     # -- ingest ------------------------------------------------------------------------------------
     def append(self, samples: np.ndarray) -> None:
         """Append input samples (int16, shape (n, channels)) read from the spool."""
+        if samples.dtype != SAMPLE_DTYPE or samples.ndim != 2 or samples.shape[1] != self.fmt.channels:
+            raise ValueError(f"expected int16 samples of shape (n, {self.fmt.channels}), "
+                             f"got {samples.dtype} {samples.shape}")
+        self._append(np.ascontiguousarray(samples))  # chunk writes hand the blocks to writev as they are
+
+    def append_bytes(self, data: bytes) -> None:
+        """Append whole frames of spool bytes (16-bit little-endian, interleaved)."""
+        self._append(from_bytes(data, self.fmt.channels))
+
+    def _append(self, samples: np.ndarray) -> None:
         with self._locked():
             self._require(PENDING, RECORDING, error=RecordingClosed)
             start, self._input_samples = self._input_samples, self._input_samples + len(samples)
@@ -113,18 +123,21 @@ class Recording:
             else:
                 self._commit_ready()
 
-    def append_bytes(self, data: bytes) -> None:
-        self.append(from_bytes(data, self.fmt.channels))
-
     def _commit_ready(self) -> None:
-        while (unit := self._window.pop_ready()) is not None:
-            self._write_unit(unit)
+        """Write whatever has aged out of the window: one write call per chunk it lands in."""
+        while pieces := self._window.pop_ready(self._chunk_room()):
+            self._write(pieces)
+            if self._writer is not None:  # the chunk did not fill up, so nothing aged out is left
+                return
 
-    def _write_unit(self, samples: np.ndarray) -> None:
+    def _chunk_room(self) -> int:
+        return self._chunk_samples - (self._writer.sample_count if self._writer is not None else 0)
+
+    def _write(self, pieces: list[np.ndarray]) -> None:
         if self._writer is None:
             self._writer = self._files.open_chunk(self._state.next_seq)
             self._state.next_seq += 1
-        self._writer.write(samples)
+        self._writer.write(pieces)
         if self._writer.sample_count >= self._chunk_samples:
             self._seal()
 
@@ -290,8 +303,8 @@ class Recording:
                 if mark["end"] >= OPEN_END:
                     mark["end"] = end
             self._pause, self._masks = None, {}
-            for unit in self._window.drain():
-                self._write_unit(unit)
+            while pieces := self._window.pop_oldest(self._chunk_room()):
+                self._write(pieces)
             self._seal()
             self._files.wait_pending()
             result = self._record("finish", actor, reason, 0, end, input_end_sample=self._input_samples)
@@ -372,14 +385,8 @@ class Recording:
         """Hold the recording's lock (reentrant, with its timeout) across several calls."""
         return self._locked()
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        if not self._lock.acquire(timeout=self.settings.lock_timeout_s):
-            raise MediaTimeout(f"{self.recording_id}: busy for more than {self.settings.lock_timeout_s} s")
-        try:
-            yield
-        finally:
-            self._lock.release()
+    def _locked(self) -> "_TimedLock":
+        return self._lock
 
     @contextmanager
     def _live(self) -> Iterator[None]:
@@ -420,6 +427,24 @@ class Recording:
         else:
             self._files.append_durable(entry)
         return result
+
+
+class _TimedLock:
+    """The recording's reentrant lock as a plain context manager: taken on every append, so kept cheap."""
+
+    __slots__ = ("_lock", "_timeout_s", "_recording_id")
+
+    def __init__(self, timeout_s: float, recording_id: str):
+        self._lock = gevent.lock.RLock()
+        self._timeout_s = timeout_s
+        self._recording_id = recording_id
+
+    def __enter__(self) -> None:
+        if not self._lock.acquire(timeout=self._timeout_s):
+            raise MediaTimeout(f"{self._recording_id}: busy for more than {self._timeout_s} s")
+
+    def __exit__(self, *exc_info) -> None:
+        self._lock.release()
 
 
 def _running_starts(state: ManifestState) -> list[int]:

@@ -7,7 +7,7 @@ when the operation ran, half-open [start_sample, end_sample); pause and resume a
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Optional
 
 from .redact import GAP_FILLS
@@ -52,7 +52,11 @@ class OpResult:
     changed: bool = True           # False for a repeated pause, an unmask with nothing masked, ...
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """Shallow: every field is a scalar or a tuple of ints (dataclasses.asdict deep-copies, slowly)."""
+        return {name: getattr(self, name) for name in _OP_RESULT_FIELDS}
+
+
+_OP_RESULT_FIELDS = tuple(f.name for f in fields(OpResult))
 
 
 @dataclass(frozen=True)
