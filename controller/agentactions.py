@@ -23,16 +23,19 @@ import gevent
 import gevent.event
 import gevent.queue
 
+from types import SimpleNamespace
+
 from controller import audit, tags
-from controller.agentcodes import (EVENT_HEADER, REALM, AgentCodeError, RecorderState, bindings, confirm,
-                                   dial_string_extension, parse_agent_codes, parse_request, permission_for,
-                                   precondition)
+from controller.agentcodes import (EVENT_HEADER, INDEX_AFTER, AgentCodeError, RecorderState, bind_commands,
+                                   bindings, bridged_agent_uuid, confirm, decide, dial_string_extension,
+                                   parse_all, parse_request, precondition, record_stop_command,
+                                   sound_command)
 from controller.callrecording import record_event
-from controller.errors import ConfigError, ConsentlineError
-from controller.eslcmd import check_line, execute_command, is_ok
+from controller.errors import ConsentlineError
+from controller.eslcmd import is_ok
 from controller.eslerrors import ESLError, ESLTimeout
 from controller.eslinbound import InboundSupervisor
-from controller.permissions import Actor, Decision, authorise
+from controller.permissions import Actor, authorise
 from media import MediaError
 
 log = logging.getLogger(__name__)
@@ -45,10 +48,7 @@ COMMAND_TIMEOUT_S = 2.0         # tones, notices, bindings, variable reads
 STOP_GRACE_S = 5.0              # after the bridge: time left to finish a request already running
 ACTION_ERRORS = (ESLError, MediaError, ConsentlineError, OSError, ValueError)
 FAIL_CLOSED_ACTOR = Actor.system("fail-closed")
-# What a confirmed action leaves in the index: the recording's state (None: unchanged) and the helpdesk event.
-INDEX_AFTER = {"pause": ("paused", "recording.paused"), "resume": ("recording", "recording.resumed"),
-               "cut": (None, "recording.cut"), "stop": ("stopped", "recording.completed"),
-               "delete": ("purged", "recording.deleted"), "withdraw": (None, None)}
+FLAG_REASON = "flagged by agent code"
 
 
 class SwitchRefused(ESLError):
@@ -59,8 +59,16 @@ def _remaining_s(deadline):
     return max(0.01, deadline - time.monotonic())
 
 
+def _sample_range(result):
+    """An OpResult's [start, end) for the audit. A resume after a cut into the pause can report its start past
+    its end (the pipeline keeps the pause's old start): the end is right, so the range is clamped to it."""
+    if result is None:
+        return None, None
+    return min(result.start_sample, result.end_sample), result.end_sample
+
+
 def _is_bridge(frame):
-    return frame.headers.get("Event-Name") == "CHANNEL_BRIDGE"
+    return bridged_agent_uuid(frame.headers) is not None
 
 
 class AgentCodeLink:
@@ -134,15 +142,7 @@ class AgentCodes:
         self.config = config
         self.index_io = index_io
         self.link = link
-        self.settings, problems = {}, []
-        for name, process in config.processes.items():
-            try:
-                self.settings[name] = parse_agent_codes(process.agent_codes, f"processes.{name}.agent_codes",
-                                                        config.prompts_dir)
-            except ConfigError as exc:
-                problems += exc.problems
-        if problems:
-            raise ConfigError([f"{config.path}: {problem}" for problem in problems])
+        self.settings = parse_all(config)  # ConfigError at start-up, naming every bad key
 
     def watch(self, call, process, recording, withdraw):
         """Start handling the agent's codes for a recorded call (None when there is nothing to handle)."""
@@ -208,8 +208,8 @@ class CallAgentCodes:
                 self._bridged = self.call.expect(_is_bridge)  # a transfer bridges another agent leg
             except ESLError:
                 return
-            agent_uuid = frame.headers.get("Bridge-B-Unique-ID") or frame.headers.get("variable_bridge_uuid")
-            if agent_uuid and agent_uuid != self.agent_uuid:
+            agent_uuid = bridged_agent_uuid(frame.headers)
+            if agent_uuid != self.agent_uuid:
                 self._attach(agent_uuid)
 
     def _attach(self, agent_uuid):
@@ -219,9 +219,10 @@ class CallAgentCodes:
         if previous is not None:
             self.service.link.unregister(previous)
         try:
-            for binding in bindings(self.settings):
-                self._sendmsg(agent_uuid, "bind_digit_action", binding.app_arg)
-            self._sendmsg(agent_uuid, "digit_action_set_realm", REALM)
+            for command in bind_commands(agent_uuid, self.settings, f"agent-codes-{time.monotonic_ns()}"):
+                reply = self.call.send(command, COMMAND_TIMEOUT_S)
+                if not is_ok(reply.reply_text):
+                    raise SwitchRefused(f"{command.splitlines()[2]} answered {reply.reply_text!r}")
         except (ESLError, ValueError) as exc:
             log.error("call %s: agent codes not bound on agent leg %s: %s", self.call.uuid, agent_uuid, exc)
             return
@@ -231,20 +232,12 @@ class CallAgentCodes:
     def _extension_of(self, agent_uuid):
         """The B-leg's dialed_user, else the extension in the process's dial string."""
         try:
-            value = self.call.api(f"uuid_getvar {check_line(agent_uuid, 'uuid')} dialed_user",
-                                  timeout_s=COMMAND_TIMEOUT_S).strip()
+            value = self.call.api(f"uuid_getvar {agent_uuid} dialed_user", timeout_s=COMMAND_TIMEOUT_S).strip()
         except (ESLError, ValueError):
             value = ""
         if value and not value.startswith("-") and value != "_undef_":
             return value
         return self.owner or "unknown"
-
-    def _sendmsg(self, uuid, app, arg):
-        command = execute_command(app, arg, f"agent-codes-{time.monotonic_ns()}", event_lock=False)
-        command = command.replace("sendmsg", f"sendmsg {check_line(uuid, 'uuid')}", 1)
-        reply = self.call.send(command, COMMAND_TIMEOUT_S)
-        if not is_ok(reply.reply_text):
-            raise SwitchRefused(f"sendmsg {app} answered {reply.reply_text!r}")
 
     def _serve(self):
         while not self._stopping or not self.mailbox.empty():
@@ -271,21 +264,18 @@ class CallAgentCodes:
             outcome = self._annotate(actor, request)
         else:
             outcome = self._change_recorder(actor, request.action)
-        self._broadcast(agent_uuid, self.settings.success_tone if outcome == "done" else self.settings.refusal_tone,
-                        "aleg")  # only the agent hears it: the agent leg alone
+        tone = self.settings.success_tone if outcome == "done" else self.settings.refusal_tone
+        self._sound(sound_command(agent_uuid, tone, "aleg"))  # only the agent hears it: the agent leg alone
         notice = {"pause": self.settings.pause_notice, "resume": self.settings.resume_notice}.get(request.action)
         if outcome == "done" and notice:
-            self._notify_both(notice, agent_uuid)
+            # Not a broadcast: the caller's leg is event-locked in the bridge, which holds queued broadcasts
+            # until the bridge ends; a displace media bug plays at once, mixed in.
+            for uuid in (self.call.uuid, agent_uuid):
+                self._sound(sound_command(uuid, notice, "displace"))
         return outcome
 
-    def _notify_both(self, notice, agent_uuid):
-        """Both parties hear the notice. Not uuid_broadcast: the caller leg is event-locked in the bridge, which
-        holds its queued broadcasts until the bridge ends; a displace media bug (mixed in) plays at once."""
-        for uuid in (self.call.uuid, agent_uuid):
-            self._api(f"uuid_displace {check_line(uuid, 'uuid')} start {notice} 0 mux", notice)
-
     def _change_recorder(self, actor, action):
-        decision = self._decide(actor, action)
+        decision = decide(self.config, actor, action, self.owner)
         refusal = decision.reason if not decision.allowed else precondition(action, self.state())
         details = {"permission": decision.permission}
         if refusal is not None:
@@ -295,19 +285,10 @@ class CallAgentCodes:
         if problem is not None:
             self._fail_closed(actor, action, problem)
             return "failed"
-        sample_range = (result.start_sample, result.end_sample) if result is not None else (None, None)
+        sample_range = _sample_range(result)
         self._write(self._audit_entry(actor, action, "done", decision.reason, sample_range, details),
                     *INDEX_AFTER[action], sample_range)
         return "done"
-
-    def _decide(self, actor, action):
-        permission = permission_for(action)
-        if permission is not None:
-            return authorise(self.config, actor, permission, call_owner_extension=self.owner)
-        role = self.config.agents.get(actor.name) if actor.kind == "agent" else None
-        if role is None:  # a phone's input never becomes a system actor: only a known agent relays this
-            return Decision(False, f"{actor} is not a configured extension", actor, action)
-        return Decision(True, f"{actor} (role {role}) relays the caller's withdrawal", actor, action, role)
 
     def _act_and_confirm(self, actor, action):
         """(problem or None, the operation's OpResult or None), all within read_back_s."""
@@ -358,11 +339,11 @@ class CallAgentCodes:
         self._stop_switch(deadline)
         length = self.recording.recording.length_samples
         self.withdraw()  # the call flow's own withdrawal: the same effect as the caller's code
-        return _Span(0, length)
+        return SimpleNamespace(start_sample=0, end_sample=length)
 
     def _stop_switch(self, deadline):
         """uuid_record stop, confirmed by +OK and then RECORD_STOP for our spool."""
-        reply = self.call.api(f"uuid_record {self.call.uuid} stop {self.recording.spool_path}",
+        reply = self.call.api(record_stop_command(self.call.uuid, self.recording.spool_path),
                               timeout_s=_remaining_s(deadline))
         if not is_ok(reply):
             raise SwitchRefused(f"uuid_record stop answered {reply.strip()!r}")
@@ -389,27 +370,26 @@ class CallAgentCodes:
             result, outcome, note = None, "failed", f"{mode} failed ({exc}); hanging up"
             log.error("ALERT call %s: failing closed (%s) failed: %s; hanging up", self.call.uuid, mode, exc)
             self._hang_up()
-        sample_range = (result.start_sample, result.end_sample) if result is not None else (None, None)
+        sample_range = _sample_range(result)
         stopped = mode == "stop" and result is not None
         self._write(self._audit_entry(FAIL_CLOSED_ACTOR, "fail_closed", outcome, note, sample_range,
                                       {"alert": True, "mode": mode, "action": action}),
                     *(("stopped", "recording.completed") if stopped else (None, None)), sample_range)
 
     def _close(self, mode):
-        """Stop keeping audio: mask from here on, finish the recording, or mask and hang up."""
+        """Stop keeping audio at once (mask from here on), then hang up or finish the recording if asked."""
         media, result = self.recording.recording, None
-        if mode in ("mask", "hangup") and media is not None and media.status == "recording":
+        if media is not None and media.status == "recording":
             result = media.mask(str(FAIL_CLOSED_ACTOR), "fail closed: nothing more is kept")
         if mode == "hangup":
             self._hang_up()
         elif mode == "stop" and self.recording.state == "recording":
             try:
-                self.call.api(f"uuid_record {self.call.uuid} stop {self.recording.spool_path}",
+                self.call.api(record_stop_command(self.call.uuid, self.recording.spool_path),
                               timeout_s=self.settings.read_back_s)
             except ESLError:
-                pass  # the pipeline stops taking audio either way, and the spool goes
-            result = self.recording.finish(str(FAIL_CLOSED_ACTOR), "fail closed",
-                                           record_stop_timeout_s=self.settings.read_back_s)
+                pass  # the pipeline takes no more audio either way, and the spool goes
+            result = self.recording.finish(str(FAIL_CLOSED_ACTOR), "fail closed", record_stop_timeout_s=0)
         return result
 
     def _hang_up(self):
@@ -424,29 +404,23 @@ class CallAgentCodes:
     # -- tags and flags: the tags module authorises and audits them ----------------------------------------------
 
     def _annotate(self, actor, request):
-        rid, details = self.recording.index_id, {"tag": request.tag}
-        refusal = precondition(request.action, self.state())
-        if refusal is not None:
-            self._write(self._audit_entry(actor, request.action, "refused", refusal, details=details))
-            return "refused"
-        allowed = authorise(self.config, actor, request.action).allowed  # as tags.* decides: no event if not
-        if request.action == "tag":
-            def change(ix):
-                return tags.tag(ix, self.config, actor, rid, request.tag)
-            event, data, confirmed = "recording.tagged", {"tag": request.tag, "by": str(actor)}, tags.tags_of
-        else:
-            def change(ix):
-                return tags.flag(ix, self.config, actor, rid, "flagged by agent code")
-            event, data, confirmed = "recording.flagged", {"reason": "flagged by agent code", "by": str(actor)}, \
-                tags.flag_of
-        result = self._write(change, event_type=event if allowed else None, data=data)
-        if result is not None and not result.allowed:
-            return "refused"
-        found = self._read(confirmed, rid) if result is not None else None
-        if found is not None and ((request.tag in found) if request.action == "tag" else found["flagged"]):
-            return "done"
-        self._write(self._audit_entry(actor, request.action, "failed", "the index does not show it", details=details))
-        return "failed"
+        rid, tagging = self.recording.index_id, request.action == "tag"
+        refusal, outcome = precondition(request.action, self.state()), "refused"
+        if refusal is None:
+            allowed = authorise(self.config, actor, request.action).allowed  # as tags.* decides: no event if not
+            data = {"tag": request.tag, "by": str(actor)} if tagging else {"reason": FLAG_REASON, "by": str(actor)}
+            result = self._write(lambda ix: tags.tag(ix, self.config, actor, rid, request.tag) if tagging
+                                 else tags.flag(ix, self.config, actor, rid, FLAG_REASON),
+                                 event_type=("recording.tagged" if tagging else "recording.flagged") if allowed
+                                 else None, data=data)
+            if result is not None and not result.allowed:
+                return "refused"  # tags.* audited the refusal
+            found = self._read(tags.tags_of if tagging else tags.flag_of, rid) if result is not None else None
+            if found and (request.tag in found if tagging else found["flagged"]):
+                return "done"
+            refusal, outcome = "the index does not show it", "failed"
+        self._write(self._audit_entry(actor, request.action, outcome, refusal, details={"tag": request.tag}))
+        return outcome
 
     # -- the index, audit, sounds --------------------------------------------------------------------------
 
@@ -485,10 +459,7 @@ class CallAgentCodes:
             log.error("call %s: could not read the index back: %s", self.call.uuid, exc)
             return None
 
-    def _broadcast(self, uuid, sound, legs):
-        self._api(f"uuid_broadcast {check_line(uuid, 'uuid')} {sound} {legs}", sound)
-
-    def _api(self, command, sound):
+    def _sound(self, command):
         """Through the link (the call's own socket if the link is down); best effort, never waits long."""
         try:
             try:
@@ -498,11 +469,4 @@ class CallAgentCodes:
         except ESLError as exc:
             reply = f"-ERR {exc}"
         if not is_ok(reply):
-            log.warning("call %s: %s not played: %s", self.call.uuid, sound, reply.strip())
-
-
-class _Span:
-    """A sample range where no OpResult describes the action (a withdrawal)."""
-
-    def __init__(self, start_sample, end_sample):
-        self.start_sample, self.end_sample = start_sample, end_sample
+            log.warning("call %s: not played (%s): %s", self.call.uuid, command.split()[0], reply.strip())

@@ -28,11 +28,13 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from controller.errors import ConfigError
+from controller.eslcmd import check_line, execute_command
+from controller.permissions import Actor, Decision, authorise
 
-__all__ = ["ACTIONS", "RECORDER_ACTIONS", "FAIL_CLOSED_MODES", "REALM", "EVENT_HEADER", "AgentCodeError",
-           "AgentCodeSettings", "Binding", "Request", "RecorderState", "bindings", "confirm", "dial_string_extension",
-           "parse_agent_codes",
-           "parse_request", "permission_for", "precondition"]
+__all__ = ["ACTIONS", "RECORDER_ACTIONS", "FAIL_CLOSED_MODES", "INDEX_AFTER", "REALM", "EVENT_HEADER",
+           "AgentCodeError", "AgentCodeSettings", "Binding", "Request", "RecorderState", "bind_commands",
+           "bridged_agent_uuid", "bindings", "confirm", "decide", "dial_string_extension", "parse_agent_codes",
+           "parse_all", "parse_request", "precondition", "record_stop_command", "sound_command"]
 
 ACTIONS = ("tag", "flag", "pause", "resume", "cut", "stop", "delete", "withdraw")
 RECORDER_ACTIONS = ("pause", "resume", "cut", "stop", "delete", "withdraw")  # those that change the recorder
@@ -42,6 +44,10 @@ DEFAULT_TAGS = ("follow-up", "sale", "complaint")
 FAIL_CLOSED_MODES = ("mask", "stop", "hangup")
 DEFAULT_TONES = {"success": "tone_stream://%(120,60,1400)",
                  "refusal": "tone_stream://%(250,100,480,620);loops=2"}
+# What a confirmed action leaves in the index: the recording's state (None: unchanged) and the helpdesk event.
+INDEX_AFTER = {"pause": ("paused", "recording.paused"), "resume": ("recording", "recording.resumed"),
+               "cut": (None, "recording.cut"), "stop": ("stopped", "recording.completed"),
+               "delete": ("purged", "recording.deleted"), "withdraw": (None, None)}
 REALM = "consentline"
 EVENT_HEADER = "agent_code"
 MAX_TAGS = 9  # one digit after the tag code
@@ -132,6 +138,20 @@ def parse_agent_codes(raw: Mapping[str, Any] | None, path: str, prompts_dir: Pat
                              resume_notice=notices.get("resume"))
 
 
+def parse_all(config) -> dict[str, AgentCodeSettings]:
+    """Every process's settings by process name; one ConfigError for all problems."""
+    settings, problems = {}, []
+    for name, process in config.processes.items():
+        try:
+            settings[name] = parse_agent_codes(process.agent_codes, f"processes.{name}.agent_codes",
+                                               config.prompts_dir)
+        except ConfigError as exc:
+            problems += exc.problems
+    if problems:
+        raise ConfigError([f"{config.path}: {problem}" for problem in problems])
+    return settings
+
+
 def _shown(value: Any) -> str:
     if value is None:
         return "nothing (null)"
@@ -206,15 +226,15 @@ def _sounds(given: Any, key: str, names: tuple[str, ...], defaults: Mapping[str,
 
 def _conflicts(codes: Mapping[str, str], tags: tuple[str, ...], path: str) -> list[str]:
     """FreeSWITCH runs the first exact match at once: a code that starts another makes that one unreachable."""
-    patterns = [(b.digits, b.request) for b in _bindings(codes, tags)]
-    problems = []
-    for i, (digits, request) in enumerate(patterns):
-        for other_digits, other_request in patterns[i + 1:]:
+    patterns = [(b.digits, b.request.split("-")[0]) for b in _bindings(codes, tags)]
+    clashes = {}
+    for i, (digits, action) in enumerate(patterns):
+        for other_digits, other_action in patterns[i + 1:]:
             if digits.startswith(other_digits) or other_digits.startswith(digits):
-                first, second = request.split("-")[0], other_request.split("-")[0]
-                problems.append(f"{path}.codes.{second}: expected a code that neither starts nor is started by "
-                                f"the code for {first}, got one that clashes with it")
-    return list(dict.fromkeys(problems))
+                clashes.setdefault((action, other_action), (
+                    f"{path}.codes.{other_action}: expected a code that neither starts nor is started by another, "
+                    f"got {other_digits!r}, which clashes with {action} ({digits!r})"))
+    return list(clashes.values())
 
 
 # --- bindings and requests ----------------------------------------------------------------------
@@ -252,9 +272,44 @@ def parse_request(value: str | None, settings: AgentCodeSettings) -> Request:
     return Request(action)
 
 
-def permission_for(action: str) -> str | None:
-    """The permission an action needs; withdraw needs none (it relays the caller's right), only a known agent."""
-    return None if action == "withdraw" else action
+def decide(config, actor: Actor, action: str, owner_extension: str | None) -> Decision:
+    """Whether `actor` may do `action` on a call whose agent is `owner_extension` (pause: own or others').
+
+    Withdraw needs no permission (it relays the caller's right) but a configured agent: a phone's input never
+    becomes a system actor."""
+    if action != "withdraw":
+        return authorise(config, actor, action, call_owner_extension=owner_extension)
+    role = config.agents.get(actor.name) if actor.kind == "agent" else None
+    if role is None:
+        return Decision(False, f"{actor} is not a configured extension", actor, action)
+    return Decision(True, f"{actor} (role {role}) relays the caller's withdrawal", actor, action, role)
+
+
+# --- what goes to FreeSWITCH --------------------------------------------------------------------
+
+def bind_commands(agent_uuid: str, settings: AgentCodeSettings, app_uuid_prefix: str) -> list[str]:
+    """The sendmsg texts that bind every code on the agent leg, then select our realm."""
+    apps = [("bind_digit_action", b.app_arg) for b in bindings(settings)] + [("digit_action_set_realm", REALM)]
+    head = f"sendmsg {check_line(agent_uuid, 'agent uuid')}"
+    return [execute_command(app, arg, f"{app_uuid_prefix}-{n}", event_lock=False).replace("sendmsg", head, 1)
+            for n, (app, arg) in enumerate(apps)]
+
+
+def record_stop_command(call_uuid: str, spool_path: str) -> str:
+    return f"uuid_record {check_line(call_uuid, 'call uuid')} stop {check_line(spool_path, 'spool path')}"
+
+
+def sound_command(uuid: str, sound: str, how: str) -> str:
+    """`aleg`: uuid_broadcast to that leg alone (the agent's tones); `displace`: mixed into what it hears."""
+    uuid = check_line(uuid, "uuid")
+    return f"uuid_displace {uuid} start {sound} 0 mux" if how == "displace" else f"uuid_broadcast {uuid} {sound} {how}"
+
+
+def bridged_agent_uuid(headers: Mapping[str, str]) -> str | None:
+    """The agent leg a CHANNEL_BRIDGE on the caller's leg names."""
+    if headers.get("Event-Name") != "CHANNEL_BRIDGE":
+        return None
+    return headers.get("Bridge-B-Unique-ID") or headers.get("variable_bridge_uuid") or None
 
 
 # --- recorder state: may an action start, and does the read-back confirm it ---------------------------
