@@ -17,6 +17,9 @@ logs. `controller.agentactions` installs the bindings and carries the requests o
       fail_closed: stop                  # mask | stop | hangup
       tones: {success: "tone_stream://%(120,60,1400)", refusal: "tone_stream://%(250,100,480,620);loops=2"}
       notices: {pause: null, resume: null}   # a tone_stream:// or prompt file both parties hear
+
+Tones go to the agent leg alone (`uuid_broadcast <agent> <tone> aleg`); notices are mixed into both legs
+(`uuid_displace ... mux`), since the caller's leg is event-locked in the bridge and would hold a broadcast.
 """
 
 from __future__ import annotations

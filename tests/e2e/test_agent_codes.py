@@ -2,6 +2,8 @@
 authorises, acts, reads back, audits and confirms with a tone only the agent hears."""
 
 import dataclasses
+import json
+import logging
 from types import MappingProxyType
 
 import pytest
@@ -87,9 +89,12 @@ def system_factory(tmp_path):
         system.close()
 
 
-def test_supervisor_tags_flags_pauses_resumes_cuts_and_stops(system_factory):
+def test_supervisor_tags_flags_pauses_resumes_cuts_and_stops(system_factory, caplog):
     system = system_factory(agent="1002", codes={"cut_seconds": 3})
-    (plan,) = system.run(agent_call("1002", [(2, "*13"), (4, "*2"), (6, "*3"), (9, "*4"), (14, "*5"), (17, "*6")]))
+    presses = [(2, "*13"), (4, "*2"), (6, "*3"), (9, "*4"), (14, "*5"), (17, "*6")]
+    with caplog.at_level(logging.DEBUG, logger="controller"):
+        (plan,) = system.run(agent_call("1002", presses))
+    assert not [r for r in caplog.records for _, digits in presses if digits in r.getMessage()]
     recording = system.index.recordings(call_uuid=plan.uuid)[0]
     assert tags.tags_of(system.index, recording["id"]) == ["complaint"]
     assert tags.flag_of(system.index, recording["id"])["flagged"] is True
@@ -101,6 +106,11 @@ def test_supervisor_tags_flags_pauses_resumes_cuts_and_stops(system_factory):
     assert len(heard(plan, "agent", SUCCESS_TONE)) == 6 and not heard(plan, "agent", REFUSAL_TONE)
     assert not heard(plan, "caller", SUCCESS_TONE) and not [h for h in heard(plan, "caller") if h["what"] == "dtmf"]
     assert audit.verify(system.index).ok
+    events = system.index.query("SELECT type, body FROM outbox_events WHERE call_uuid = ? ORDER BY id", [plan.uuid])
+    assert [e["type"] for e in events][-6:] == ["recording.tagged", "recording.flagged", "recording.paused",
+                                                "recording.resumed", "recording.cut", "recording.completed"]
+    cut = json.loads(events[-2]["body"])["data"]
+    assert cut["end_sample"] - cut["start_sample"] == 3 * 8000 and cut["by"] == "agent:1002"
 
 
 def test_the_right_audio_survives_pause_resume_and_cut(tmp_path):
