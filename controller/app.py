@@ -4,6 +4,7 @@ import functools
 import logging
 import os
 
+import gevent
 import soundfile
 
 from controller.agentactions import AgentCodeLink, AgentCodes
@@ -12,6 +13,7 @@ from controller.eslinbound import InboundSupervisor
 from controller.helpdesk import parse_helpdesk
 from controller.index import Index
 from controller.indexio import OffHubIndex
+from controller.restart import clean_up_after_restart, stop_switch_recordings
 from controller.service import CallServer, install_sigterm_handler
 from controller.webhooks import HelpdeskService
 from media import MediaStore, SpoolTailer
@@ -60,11 +62,14 @@ class Controller:
         reports = self.store.recover()
         for report in reports:
             log.info("recovered recording %s", getattr(report, "recording_id", report))
+        orphans, _ = clean_up_after_restart(self.index, self.store, self.config.controller.spool_dir)
         if self.helpdesk is not None:
             self.helpdesk.start()
         self.server.start()
         if self.inbound is not None:
             self.inbound.start()
+            if orphans:
+                gevent.spawn(stop_switch_recordings, self.inbound, orphans)
         if self.agent_link is not None:
             self.agent_link.start()
         return self

@@ -112,7 +112,8 @@ class OutboundCall(SafeProtocol, OutboundSession):
         deadline = time.monotonic() + timeout_s
         waiter = self._waiters.add(completion_of(app_uuid))  # before sending: cannot miss it
         try:
-            self._command_ok(command, timeout_s)
+            # FreeSWITCH answers the sendmsg at once; only the application itself may take its whole budget
+            self._command_ok(command, min(timeout_s, self.command_timeout_s))
             return wait_for(waiter, remaining_s(deadline), "execute %s [%s]" % (app, app_uuid))
         except CallGone as exc:
             raise CallGone(exc.reason, exc.hangup_cause, app_uuid) from None

@@ -66,5 +66,7 @@ def _park_while_controlled(session):
     session.fire("CHANNEL_PARK")
     while session.channel.up and (session.controlled or session.orphaned):
         session.pump()
+        if not (session.controlled or session.orphaned):
+            break  # the socket went while a nested app ran (its wake-up was used up there)
         session.wait(None)
     session.fire("CHANNEL_UNPARK")

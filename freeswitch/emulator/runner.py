@@ -12,7 +12,6 @@ from freeswitch.emulator.session import Session
 
 log = logging.getLogger(__name__)
 
-PARK_POLL_S = 0.5   # virtual seconds between nudges of a session whose controller has gone
 
 
 class CallRecord:
@@ -85,20 +84,10 @@ class ScenarioRunner:
         self._by_uuid[uuid] = record
         self.switch.add_session(session)
         session.start()
-        gevent.spawn(self._notice_lost_controller, session)
         for at_s, digits in spec.caller_dtmf:
             gevent.spawn(self._press, session, record, record.arrived_at + at_s, digits)
         if spec.hangup_at_s is not None:
             gevent.spawn(self._hangup, session, record, record.arrived_at + spec.hangup_at_s, spec.hangup_by)
-
-    def _notice_lost_controller(self, session):
-        """FreeSWITCH's park loop reads a frame every 20 ms, so it notices at once that the controller's socket
-        has gone and moves on to the next dialplan action. The emulator's park waits for a wake-up, which an
-        application running nested in it (a prompt) may have consumed: wake it while the controller is gone."""
-        clock = self.switch.clock
-        while not session.destroyed.wait(clock.real_seconds(PARK_POLL_S)):
-            if session.listener is not None and not (session.controlled or session.orphaned):
-                session.wakeup.set()
 
     def _press(self, session, record, at_t, digits):
         clock = self.switch.clock

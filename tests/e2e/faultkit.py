@@ -44,9 +44,9 @@ INDEX_SIDE = {"route": ("index:routing_decided", 1), "notice": ("index:evidence_
               "record_start": ("index:recording_state", 1)}
 
 
-# The bridge's sendmsg reply is waited for with the bridge's own budget (hours), so a slow switch there is
-# waited for: the call goes on, recorded with the caller's consent, once the bridge is up.
-WAITED_FOR = {("delay", "bridge")}
+# Steps where a fault is deliberately waited out rather than failed closed (none: every sendmsg reply, the
+# bridge's included, must come within the command timeout).
+WAITED_FOR = set()
 
 
 def applies(fault, step):

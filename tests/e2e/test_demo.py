@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_demo_runs_every_call_and_records_only_consented_ones(tmp_path):
     out = tmp_path / "demo"
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo.py"), "--out", str(out), "--speed", "20"],
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo.py"), "--out", str(out)],
                             capture_output=True, text=True, timeout=240, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     lines = {line.split()[0]: line.split() for line in result.stdout.splitlines()

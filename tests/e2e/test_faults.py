@@ -106,9 +106,3 @@ def test_the_index_says_why_the_faulted_call_was_not_recorded(batches, fault, st
     assert evidence and evidence[-1]["kind"] == "outcome" and evidence[-1]["reason"] == call["consent_reason"]
 
 
-def test_a_slow_switch_at_the_bridge_is_waited_for_and_the_recording_is_kept_only_once_bridged(batches):
-    system, plans = batches("delay")
-    plan = plans["bridge"]
-    assert plan.count("bridged") == 1 and plan.first("bridged") < plan.first("record_stop")
-    assert system.index.call(plan.uuid)["consent_outcome"] == "agreed"
-    assert [r["state"] for r in system.index.recordings(call_uuid=plan.uuid)] == ["completed"]

@@ -23,11 +23,11 @@ def test_events_of_recorded_and_declined_calls_arrive_signed_in_order_with_a_wor
     system.controller = Controller(config, listen=("127.0.0.1", 0), esl=system.emulator.esl_address).start()
     try:
         summary = system.run_calls([
-            {"id": "yes", "caller": "+4915112345678", "dialed": "+4930100100", "caller_dtmf": [{"at_s": 3, "digits": "1"}],
+            {"id": "yes", "caller": "+4915112345678", "dialed": "+4930100100", "caller_dtmf": [{"at_s": 5, "digits": "1"}],
              "agent": {"extension": "1001", "answer_after_s": 1, "audio": "marker"},
              "hangup": {"by": "caller", "at_s": 15}},
             {"id": "no", "start_s": 0.5, "caller": "+4917098765432", "dialed": "+4930100100",
-             "caller_dtmf": [{"at_s": 3, "digits": "2"}], "agent": {"extension": "1001"},
+             "caller_dtmf": [{"at_s": 5, "digits": "2"}], "agent": {"extension": "1001"},
              "hangup": {"by": "caller", "at_s": 12}}])
         yes, no = summary["yes"]["uuid"], summary["no"]["uuid"]
         receiver.wait_until(lambda: any(r.json["type"] == "recording.completed" for r in receiver.accepted), 20)
