@@ -10,16 +10,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-import gevent.lock
 import numpy as np
 
 from . import edits, redact
 from .blocks import SAMPLE_DTYPE, AudioFormat, from_bytes
 from .chunkstore import ChunkWriter, RecordingFiles
 from .edits import OPEN_END
-from .errors import MediaError, MediaTimeout, RecordingClosed, RecordingGone
+from .errors import MediaError, RecordingClosed, RecordingGone
 from .holdback import HoldbackWindow
 from .manifest import ChunkRef, ManifestState, apply_rewrite, encode
+from .offload import TimedLock
 from .redact import Channels, Interval
 from .results import OpResult, RecordingSettings, VerifyReport
 
@@ -37,7 +37,7 @@ class Recording:
         self._clock = clock
         self._state = state
         self._files = RecordingFiles(directory, self.fmt, settings.io_timeout_s)
-        self._lock = _TimedLock(settings.lock_timeout_s, state.recording_id)
+        self._lock = TimedLock(settings.lock_timeout_s, state.recording_id)
         self._starts = _running_starts(state)
         self._sealed_end = self._starts[-1] + state.chunks[-1].sample_count if state.chunks else 0
         unit = self.fmt.write_unit_samples
@@ -385,7 +385,7 @@ class Recording:
         """Hold the recording's lock (reentrant, with its timeout) across several calls."""
         return self._locked()
 
-    def _locked(self) -> "_TimedLock":
+    def _locked(self) -> TimedLock:
         return self._lock
 
     @contextmanager
@@ -427,24 +427,6 @@ class Recording:
         else:
             self._files.append_durable(entry)
         return result
-
-
-class _TimedLock:
-    """The recording's reentrant lock as a plain context manager: taken on every append, so kept cheap."""
-
-    __slots__ = ("_lock", "_timeout_s", "_recording_id")
-
-    def __init__(self, timeout_s: float, recording_id: str):
-        self._lock = gevent.lock.RLock()
-        self._timeout_s = timeout_s
-        self._recording_id = recording_id
-
-    def __enter__(self) -> None:
-        if not self._lock.acquire(timeout=self._timeout_s):
-            raise MediaTimeout(f"{self._recording_id}: busy for more than {self._timeout_s} s")
-
-    def __exit__(self, *exc_info) -> None:
-        self._lock.release()
 
 
 def _running_starts(state: ManifestState) -> list[int]:
