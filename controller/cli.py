@@ -126,9 +126,11 @@ def _print_rows(rows: list[dict], columns: tuple[str, ...], as_json: bool, empty
 def check_config(config_file):
     """Validate a configuration file; print warnings for doubtful settings."""
     config = _load(config_file)
-    from controller.helpdesk import parse_helpdesk  # the helpdesk section has its own schema
+    from controller.agentcodes import parse_all  # agent codes and the helpdesk have their own schemas
+    from controller.helpdesk import parse_helpdesk
     try:
         parse_helpdesk(config.helpdesk)
+        parse_all(config)
     except ConsentlineError as exc:
         raise CommandError(f"{config_file}: {exc}") from exc
     for warning in config.warnings:

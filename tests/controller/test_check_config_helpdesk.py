@@ -23,3 +23,16 @@ def test_bad_helpdesk_endpoint_is_reported_with_its_key(tmp_path):
 def test_example_config_passes(tmp_path):
     result = CliRunner().invoke(cli, ["check-config", str(EXAMPLE)])
     assert result.exit_code == 0 and "\nOK: " in "\n" + result.output
+
+
+def test_bad_agent_codes_are_reported_with_their_key(tmp_path):
+    text = EXAMPLE.read_text().replace("    withdrawal: {code: \"*9\", on_withdraw: purge}\n\n  de-optout:",
+                                       "    withdrawal: {code: \"*9\", on_withdraw: purge}\n"
+                                       "    agent_codes: {fail_closed: explode}\n\n  de-optout:", 1)
+    assert "explode" in text
+    (tmp_path / "prompts").symlink_to(EXAMPLE.parent / "prompts")
+    config = tmp_path / "c.yaml"
+    config.write_text(text)
+    result = CliRunner().invoke(cli, ["check-config", str(config)])
+    assert result.exit_code == 1
+    assert "processes.de.agent_codes.fail_closed" in result.output
