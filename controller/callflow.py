@@ -256,6 +256,8 @@ class CallFlow:
 
     def _withdraw_handler(self, call, process, recording):
         def withdraw():
+            if recording.state != "recording":
+                return  # already withdrawn (the caller's code and an agent's *8 can both arrive), or gone
             keep = process.withdrawal.on_withdraw == "keep"
             recording.withdraw("caller", "consent withdrawn by the caller", keep=keep)
             state = "withdrawn" if keep else "purged"
