@@ -291,7 +291,21 @@ def _edit(recording_id, start_s, end_s, reason, yes, dry_run, config_file, data_
             session.record(decision, action=op, db=db, call_uuid=row["call_uuid"], recording_id=recording_id,
                            start_sample=start, end_sample=end, reason=reason,
                            details={"manifest_op_id": result.op_id, **({"fill": options["fill"]} if options else {})})
+            if op == "cut":
+                _report_cut(db, session.helpdesk, row, start, end, length / rate)
     click.echo(f"{recording_id}: {op} samples [{start}, {end}); now {length / rate:g} s")
+
+
+def _report_cut(db, helpdesk, row: dict, start: int, end: int, duration_s: float) -> None:
+    """`recording.cut` for the helpdesk, in the cut's transaction: its copy must lose the same audio."""
+    if not helpdesk.endpoints:
+        return
+    from controller import outbox
+    from controller.helpdesk import CallFacts
+    call = db.execute("SELECT caller, dialed, process FROM calls WHERE uuid = ?", [row["call_uuid"]]).fetchone()
+    caller, dialed, process = call if call else (None, None, None)
+    outbox.emit(db, helpdesk, "recording.cut", CallFacts(row["call_uuid"], caller, dialed, process=process),
+                recording_id=row["id"], data={"start_sample": start, "end_sample": end, "duration_s": duration_s})
 
 
 def _not_held(session: AdminSession, decision, row: dict, action: str) -> dict:
@@ -324,7 +338,7 @@ def recordings_delete(recording_id, reason, yes, dry_run, config_file, data_dir,
         confirm(f"Delete recording {recording_id} for good?", yes)
         removal.destroy_audio(session.store, recording_id, str(session.actor), reason)
         with session.index.transaction(f"delete {recording_id}") as db:
-            removal.mark_removed(db, row, "delete", str(session.actor), reason)
+            removal.mark_removed(db, row, "delete", str(session.actor), reason, helpdesk=session.helpdesk)
             session.record(decision, action="delete", db=db, call_uuid=row["call_uuid"], recording_id=recording_id,
                            reason=reason)
     click.echo(f"Deleted {recording_id}; a tombstone remains")

@@ -86,7 +86,7 @@ def erase(session: AdminSession, plan: ErasurePlan, reason: str, at: Timestamp |
         advance(1)
     with session.index.transaction("erase") as db:
         for row in plan.recordings:
-            removal.mark_removed(db, row, "erase", actor, why, at_text)
+            removal.mark_removed(db, row, "erase", actor, why, at_text, helpdesk=session.helpdesk)
             session.record(decision, action="erase", db=db, at=at_text, call_uuid=row["call_uuid"],
                            recording_id=row["id"], reason=why)
         _scrub_number(db, plan)

@@ -99,7 +99,7 @@ def _purge_batch(session: AdminSession, decision, items: list[PurgeItem], rules:
         with session.index.transaction("purge") as db:
             for item, reason in removed:
                 removal.mark_removed(db, {"id": item.recording_id, "call_uuid": item.call_uuid}, "purge", actor,
-                                     reason, at)
+                                     reason, at, helpdesk=session.helpdesk)
                 session.record(decision, action="purge", db=db, at=at, call_uuid=item.call_uuid,
                                recording_id=item.recording_id, reason=reason,
                                details={"now": timestamp(now), **rules.describe()})

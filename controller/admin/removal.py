@@ -42,8 +42,10 @@ def destroy_audio(store: MediaStore, recording_id: str, actor: str, reason: str)
 
 
 def mark_removed(db: sqlite_utils.Database, recording: dict[str, Any], cause: str, actor: str, reason: str,
-                 at: str | None = None) -> None:
-    """The index side of a removal, inside the caller's transaction."""
+                 at: str | None = None, helpdesk=None) -> None:
+    """The index side of a removal, inside the caller's transaction; with `helpdesk` settings, the
+    `recording.deleted` event for the helpdesk goes into the outbox in the same transaction (copies follow)."""
+    report_removal(db, helpdesk, recording, cause, reason)
     at = at or timestamp()
     db.execute("UPDATE recordings SET state = 'purged', updated_at = ? WHERE id = ?", [at, recording["id"]])
     db.execute("INSERT OR REPLACE INTO recording_tombstones (recording_id, call_uuid, removed_at, actor, cause,"
@@ -51,3 +53,17 @@ def mark_removed(db: sqlite_utils.Database, recording: dict[str, Any], cause: st
                                                       reason])
     db.execute("DELETE FROM recording_tags WHERE recording_id = ?", [recording["id"]])
     db.execute("DELETE FROM recording_flags WHERE recording_id = ?", [recording["id"]])
+
+
+def report_removal(db: sqlite_utils.Database, helpdesk, recording: dict[str, Any], cause: str, reason: str) -> None:
+    """Queue `recording.deleted` for the helpdesk. An erasure's event names no number: it is being erased."""
+    if helpdesk is None or not helpdesk.endpoints:
+        return
+    from controller import outbox
+    from controller.helpdesk import CallFacts
+    row = db.execute("SELECT caller, dialed, process FROM calls WHERE uuid = ?", [recording["call_uuid"]]).fetchone()
+    caller, dialed, process = row if row else (None, None, None)
+    if cause == "erase":
+        caller = dialed = None
+    outbox.emit(db, helpdesk, "recording.deleted", CallFacts(recording["call_uuid"], caller, dialed, process=process),
+                recording_id=recording["id"], data={"cause": cause, "reason": reason})

@@ -54,6 +54,12 @@ class AdminSession:
             self._store = MediaStore(self.config.controller.recordings_dir)
         return self._store
 
+    @property
+    def helpdesk(self):
+        """The helpdesk settings: removals and cuts are reported to the helpdesk's outbox."""
+        from controller.helpdesk import parse_helpdesk
+        return parse_helpdesk(self.config.helpdesk)
+
     def require(self, permission: str, action: str | None = None, **where: Any) -> Decision:
         """The allowing decision; a refusal is audited and raises Refused."""
         decision = authorise(self.config, self.actor, permission)
