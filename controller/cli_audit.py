@@ -1,7 +1,6 @@
 """`consentline audit verify` and `consentline audit list`: check and read the audit log.
 
-The shared CLI helpers (index location, error output, date parsing) live in controller.cli, which
-imports this module to register the group; they are imported when a command runs, not at import.
+The shared CLI helpers (index location, error output, date parsing) come from controller.cli_common.
 """
 
 from __future__ import annotations
@@ -11,28 +10,19 @@ import re
 
 import click
 
+from controller import cli_common
+
 from controller import audit as audit_log
-from controller.config import INDEX_FILENAME
 from controller.errors import ConsentlineError
 
 LIST_COLUMNS = ("id", "at", "actor", "action", "outcome", "call_uuid", "recording_id", "samples", "reason")
 
 
-def _base():
-    from controller import cli as base  # noqa: PLC0415  (cli imports this module: see the docstring)
-    return base
-
-
-def _index_options(fn):
-    fn = click.option("--config", "config_file", type=click.Path(dir_okay=False),
-                      help="Find the index through this configuration's controller.data_dir.")(fn)
-    return click.option("--data", "data_dir", type=click.Path(file_okay=False),
-                        help=f"Directory holding {INDEX_FILENAME} (default ./data).")(fn)
 
 
 def _when(whole_day: bool):
     def convert(ctx, param, value):
-        return None if value is None else _base().When(whole_day).convert(value, param, ctx)
+        return None if value is None else cli_common.When(whole_day).convert(value, param, ctx)
     return convert
 
 
@@ -46,7 +36,7 @@ def _anchor(ctx, param, value):
 
 
 def _open(data_dir, config_file):
-    base = _base()
+    base = cli_common
     return base._open_index(base._index_path(data_dir, config_file))
 
 
@@ -56,7 +46,7 @@ def audit():
 
 
 @audit.command("verify")
-@_index_options
+@cli_common.index_options
 @click.option("--anchor", callback=_anchor, metavar="ROW_ID:SHA256",
               help="A head printed by an earlier verify and kept elsewhere: detects a rewritten log.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -66,7 +56,7 @@ def audit_verify(data_dir, config_file, anchor, as_json):
         try:
             result = audit_log.verify(index, anchor=anchor)
         except ConsentlineError as exc:
-            raise _base().CommandError(str(exc)) from exc
+            raise cli_common.CommandError(str(exc)) from exc
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
     if as_json:
@@ -76,12 +66,12 @@ def audit_verify(data_dir, config_file, anchor, as_json):
         if result.head_id is not None:
             click.echo(f"Head: {result.head_id}:{result.head_hash} (keep it elsewhere; check with --anchor)")
     if not result.ok:
-        raise _base().CommandError(f"audit log broken at row {result.first_broken_id}: {result.problem} "
+        raise cli_common.CommandError(f"audit log broken at row {result.first_broken_id}: {result.problem} "
                                    f"({result.rows_checked} rows before it are intact)")
 
 
 @audit.command("list")
-@_index_options
+@cli_common.index_options
 @click.option("--call", "call_uuid", metavar="UUID", help="Only rows about this call.")
 @click.option("--recording", "recording_id", metavar="ID", help="Only rows about this recording.")
 @click.option("--actor", help="Only this actor: a name (1001, anna) or kind:name (agent:1001).")
@@ -103,7 +93,7 @@ def audit_list(data_dir, config_file, call_uuid, recording_id, actor, since, unt
         return
     if not as_json:
         rows = [_for_table(row) for row in rows]
-    _base()._print_rows(rows, LIST_COLUMNS, as_json, "No audit rows.")
+    cli_common._print_rows(rows, LIST_COLUMNS, as_json, "No audit rows.")
 
 
 def _for_table(row: dict) -> dict:

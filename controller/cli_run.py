@@ -7,6 +7,7 @@ import sys
 import click
 import gevent
 
+from controller.cli_common import CommandError, _load
 from controller.errors import ConsentlineError
 
 
@@ -36,7 +37,6 @@ def run(config_file, esl, password, listen, data_dir, max_calls, drain_s, verbos
 
     SIGTERM stops accepting calls and lets running ones finish for up to --drain-s seconds.
     """
-    from controller.cli import CommandError, _load  # cli.py registers this command: import it lazily
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = _load(config_file)

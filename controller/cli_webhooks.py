@@ -11,8 +11,9 @@ import time
 
 import click
 
+from controller import cli_common
+
 from controller import outbox, webhooks
-from controller.config import INDEX_FILENAME
 from controller.errors import ConsentlineError
 from controller.helpdesk import parse_helpdesk
 
@@ -21,25 +22,15 @@ LIST_COLUMNS = ("id", "event_id", "type", "call_uuid", "endpoint", "state", "att
 EXIT_INTERRUPTED = 130
 
 
-def _base():
-    from controller import cli as base  # noqa: PLC0415  (cli imports this module: see the docstring)
-    return base
-
-
-def _index_options(fn):
-    fn = click.option("--config", "config_file", type=click.Path(dir_okay=False),
-                      help="Find the index through this configuration's controller.data_dir.")(fn)
-    return click.option("--data", "data_dir", type=click.Path(file_okay=False),
-                        help=f"Directory holding {INDEX_FILENAME} (default ./data).")(fn)
 
 
 def _open(data_dir, config_file):
-    base = _base()
+    base = cli_common
     return base._open_index(base._index_path(data_dir, config_file))
 
 
 def _failed(exc: Exception) -> click.ClickException:
-    return _base().CommandError(str(exc))
+    return cli_common.CommandError(str(exc))
 
 
 @click.group("webhooks")
@@ -48,7 +39,7 @@ def webhooks_group():
 
 
 @webhooks_group.command("list")
-@_index_options
+@cli_common.index_options
 @click.option("--dead", "only_dead", is_flag=True, help="Only dead letters (out of attempts).")
 @click.option("--pending", "only_pending", is_flag=True, help="Only deliveries still to be made.")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many rows, newest first.")
@@ -70,7 +61,7 @@ def webhooks_list(data_dir, config_file, only_dead, only_pending, limit, as_json
         return
     if not as_json:
         rows = [{**row, "last_error": (row["last_error"] or "")[:60]} for row in rows]
-    _base()._print_rows(rows, LIST_COLUMNS, as_json, "No deliveries.")
+    cli_common._print_rows(rows, LIST_COLUMNS, as_json, "No deliveries.")
 
 
 @webhooks_group.command("retry")
@@ -78,7 +69,7 @@ def webhooks_list(data_dir, config_file, only_dead, only_pending, limit, as_json
 @click.option("--all-dead", is_flag=True, help="Retry every dead letter.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--dry-run", is_flag=True, help="Only show which deliveries would be retried.")
-@_index_options
+@cli_common.index_options
 def webhooks_retry(delivery_ids, all_dead, yes, dry_run, data_dir, config_file):
     """Make dead (or waiting) deliveries due now, with a fresh attempt count.
 
@@ -90,7 +81,7 @@ def webhooks_retry(delivery_ids, all_dead, yes, dry_run, data_dir, config_file):
         try:
             unknown = outbox.unknown_ids(index, delivery_ids)
             if unknown:
-                raise _base().CommandError(f"no delivery {', '.join(map(str, unknown))} in {index.path}")
+                raise cli_common.CommandError(f"no delivery {', '.join(map(str, unknown))} in {index.path}")
             chosen = outbox.retry(index, delivery_ids, all_dead=all_dead, dry_run=True)
             if not chosen:
                 click.echo("Nothing to retry (delivered deliveries are not sent again).")
@@ -114,13 +105,13 @@ def webhooks_retry(delivery_ids, all_dead, yes, dry_run, data_dir, config_file):
 def webhooks_test(config_file, endpoint_name):
     """Send a signed `webhook.test` event now and print each receiver's answer (exit 1 unless all are 2xx)."""
     try:
-        settings = parse_helpdesk(_base()._load(config_file).helpdesk)
+        settings = parse_helpdesk(cli_common._load(config_file).helpdesk)
     except ConsentlineError as exc:
         raise _failed(exc) from exc
     endpoints = [e for e in settings.endpoints if endpoint_name in (None, e.name)]
     if not endpoints:
         known = ", ".join(e.name for e in settings.endpoints) or "none configured"
-        raise _base().CommandError(f"no endpoint {endpoint_name!r} (endpoints: {known})" if endpoint_name
+        raise cli_common.CommandError(f"no endpoint {endpoint_name!r} (endpoints: {known})" if endpoint_name
                                    else "no helpdesk endpoints configured (helpdesk.endpoints)")
     failures = []
     try:
@@ -131,7 +122,7 @@ def webhooks_test(config_file, endpoint_name):
         click.echo("Interrupted.", err=True)
         raise SystemExit(EXIT_INTERRUPTED) from None
     if failures:
-        raise _base().CommandError(f"no 2xx answer from {', '.join(failures)}")
+        raise cli_common.CommandError(f"no 2xx answer from {', '.join(failures)}")
 
 
 def _test_one(endpoint, settings) -> bool:

@@ -12,7 +12,7 @@ from controller.admin.output import (confirm, destructive_options, emit_rows, fa
                                      progress)
 from controller.admin.retention_options import retention_options
 from controller.admin.session import open_session, session_options
-from controller.cli import When
+from controller.cli_common import When
 from controller.index import timestamp
 from controller.permissions import authorise
 

@@ -26,7 +26,7 @@ EXIT_INTERRUPTED = 130
 
 def fail(message: str) -> click.ClickException:
     """The shared `Error: ...` exception (controller.cli.CommandError), to raise."""
-    from controller.cli import CommandError  # noqa: PLC0415  (controller.cli imports the command modules)
+    from controller.cli_common import CommandError
     return CommandError(message)
 
 
