@@ -1,7 +1,6 @@
 """`consentline webhooks list|retry|test`: the helpdesk outbox, its dead letters, and a signed test event.
 
-The shared CLI helpers (index location, error output, tables) live in controller.cli, which imports
-this module to register the group; they are imported when a command runs, not at import.
+The shared CLI helpers (index location, error output, tables) come from controller.cli_common.
 """
 
 from __future__ import annotations
