@@ -24,17 +24,17 @@ CALLS = 50
 
 
 def scenario_calls(n):
-    """Calls arriving 1.5 s apart (about 20 at once): every other caller presses 1; some agents end the call; every 5th is 16 kHz.
+    """Calls arriving 2.5 s apart (about 17 at once): every other caller presses 1; some agents end the call; every 5th is 16 kHz.
     At speed 50 a millisecond of real latency is 50 ms of call time, so digits come 15 s after arrival: a digit
     that arrived before play_and_get_digits ran would be eaten by park, as in FreeSWITCH."""
     calls = []
     for i in range(n):
         calls.append({
-            "id": f"call-{i:02d}", "start_s": 1.5 * i, "caller": f"+49151{i:08d}", "dialed": "+4930100100",
+            "id": f"call-{i:02d}", "start_s": 2.5 * i, "caller": f"+49151{i:08d}", "dialed": "+4930100100",
             "rate_hz": 16000 if i % 5 == 4 else 8000, "caller_audio": "marker",
             "caller_dtmf": [{"at_s": 15.0 + (i % 3) * 0.3, "digits": "1" if i % 2 == 0 else "2"}],
             "agent": {"extension": "1001", "answer_after_s": 1 + i % 3, "audio": "marker"},
-            "hangup": {"by": "agent" if i % 4 == 3 else "caller", "at_s": 26.0 + i % 4},
+            "hangup": {"by": "agent" if i % 4 == 3 else "caller", "at_s": 40.0 + i % 4},
         })
     return calls
 
