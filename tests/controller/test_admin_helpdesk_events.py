@@ -52,3 +52,27 @@ def test_nothing_is_queued_without_endpoints_or_when_the_transaction_fails(tmp_p
         _report_cut(db, SETTINGS, row, 0, 8000, 12.5)
     (kind, body), = events(index)
     assert kind == "recording.cut" and body["data"]["end_sample"] == 8000
+
+
+def test_staff_tags_flags_cuts_and_deletes_reach_the_outbox_and_failures_stay_audited(tmp_path):
+    import sys
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from test_admin_support import add_call, audit_rows, make_world
+
+    world = make_world(tmp_path)
+    text = world.config.read_text().replace(
+        "helpdesk: {}", 'helpdesk: {secret: "' + "s" * 20 + '", endpoints: [{name: hd, url: "http://127.0.0.1:9/h"}]}')
+    world.config.write_text(text)
+    add_call(world, "c1", "+4915100000001", process="de", seconds=4.0)
+    assert world.cli("recordings", "tag", "c1", "complaint", user="sam").exit_code == 0
+    assert world.cli("recordings", "flag", "c1", "--reason", "check", user="sam").exit_code == 0
+    assert world.cli("recordings", "cut", "c1", "--start-s", "1", "--end-s", "2", "--reason", "card", "--yes",
+                     user="sam").exit_code == 0
+    assert world.cli("recordings", "delete", "c1", "--reason", "wrong number", "--yes", user="sam").exit_code == 0
+    with world.index() as index:
+        kinds = [kind for kind, _ in events(index)]
+    assert kinds == ["recording.tagged", "recording.flagged", "recording.cut", "recording.deleted"]
+    missing = world.cli("recordings", "tag", "nope", "x", user="sam")
+    assert missing.exit_code == 1
+    assert any(r["action"] == "tag" and r["outcome"] == "failed" and r["recording_id"] == "nope"
+               for r in audit_rows(world))
