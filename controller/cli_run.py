@@ -20,6 +20,18 @@ def _host_port(value, option):
     return host or "127.0.0.1", int(port)
 
 
+def _raise_open_files_limit():
+    """Each call holds a socket, a spool and a chunk file: the usual soft limit of 1,024 runs out near 300 calls."""
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = hard if hard != resource.RLIM_INFINITY else 65536
+        if soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ImportError, ValueError, OSError):  # not on this platform, or not allowed: run with what we have
+        pass
+
+
 @click.command("run")
 @click.option("--config", "config_file", required=True, type=click.Path(dir_okay=False),
               help="The Consentline configuration (YAML).")
@@ -39,6 +51,7 @@ def run(config_file, esl, password, listen, data_dir, max_calls, drain_s, verbos
     """
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    _raise_open_files_limit()
     config = _load(config_file)
     for warning in config.warnings:
         click.echo(f"Warning: {warning}", err=True)
