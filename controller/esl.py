@@ -28,7 +28,7 @@ import gevent.queue
 from greenswitch.esl import OutboundSession
 
 from controller import eslerrors
-from controller.eslbase import SafeProtocol, remaining_s, wait_for
+from controller.eslbase import SafeProtocol, next_from, remaining_s, wait_for
 from controller.eslcmd import (EXECUTE_COMPLETE, HANGUP_EVENTS, api_command, completion_of,
                                event_command, execute_command, getvar_command, hangup_command,
                                is_hangup_of, is_ok, linger_command)
@@ -155,18 +155,7 @@ class OutboundCall(SafeProtocol, OutboundSession):
     # ----- reading events
     def next_event(self, timeout_s):
         """The next queued DTMF/named event. Raises ESLTimeout, or CallGone once the call is gone."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                item = self._call_events.get_nowait()
-            except gevent.queue.Empty:
-                self._raise_if_unusable(survive_hangup=False)
-                try:
-                    item = self._call_events.get(timeout=remaining_s(deadline))
-                except gevent.queue.Empty:
-                    raise ESLTimeout("next_event: nothing within %.3g s" % timeout_s) from None
-            if item is not _WAKE:
-                return item
+        return next_from(self._call_events, timeout_s, lambda: self._raise_if_unusable(survive_hangup=False), _WAKE)
 
     def completion(self, app_uuid):
         """The CHANNEL_EXECUTE_COMPLETE with this Application-UUID if it has arrived (the last 64 kept)."""

@@ -82,6 +82,23 @@ class WaiterSet:
                 waiter.result.set_exception(make_error())
 
 
+def next_from(queue, timeout_s, raise_if_unusable, wake):
+    """The next item of an event queue: items already queued first; then, while the connection is usable, wait
+    up to timeout_s (ESLTimeout after it). `wake` items (put there when the connection goes) are skipped."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            item = queue.get_nowait()
+        except gevent.queue.Empty:
+            raise_if_unusable()
+            try:
+                item = queue.get(timeout=remaining_s(deadline))
+            except gevent.queue.Empty:
+                raise ESLTimeout("next_event: nothing within %.3g s" % timeout_s) from None
+        if item is not wake:
+            return item
+
+
 def wait_for(waiter, timeout_s, what):
     """Block until `waiter` resolves; return its frame, raise its error, or raise ESLTimeout."""
     waiter.result.wait(timeout=timeout_s)

@@ -16,7 +16,7 @@ import gevent.queue
 import gevent.socket
 from greenswitch import InboundESL
 
-from controller.eslbase import SafeProtocol, remaining_s, wait_for
+from controller.eslbase import SafeProtocol, next_from, remaining_s, wait_for
 from controller.eslcmd import (api_command, auth_command, background_job_of, backoff_delay_s,
                                bgapi_command, event_command, is_ok)
 from controller.eslerrors import (ESLAuthError, ESLCommandError, ESLConnectionError, ESLError,
@@ -104,18 +104,7 @@ class InboundClient(SafeProtocol, InboundESL):
 
     def next_event(self, timeout_s):
         """The next subscribed event. Raises ESLTimeout, or ESLConnectionError once the connection is gone."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                item = self._events.get_nowait()
-            except gevent.queue.Empty:
-                self._raise_if_unusable(False)
-                try:
-                    item = self._events.get(timeout=remaining_s(deadline))
-                except gevent.queue.Empty:
-                    raise ESLTimeout("next_event: nothing within %.3g s" % timeout_s) from None
-            if item is not _WAKE:
-                return item
+        return next_from(self._events, timeout_s, lambda: self._raise_if_unusable(False), _WAKE)
 
     def _on_event(self, frame):
         self._waiters.offer(frame)
