@@ -38,11 +38,16 @@ def main():
 def check_config(config_file):
     """Validate a configuration file; print warnings for doubtful settings."""
     config = _load(config_file)
-    from controller.agentcodes import parse_all  # agent codes and the helpdesk have their own schemas
+    from controller.admin.retention import rules_from_config  # these sections have their own schemas
+    from controller.agentcodes import parse_all
     from controller.helpdesk import parse_helpdesk
     try:
         parse_helpdesk(config.helpdesk)
         parse_all(config)
+        rules_from_config(config.retention)
+        unknown = set(config.ropa) - {"controller_name", "controller_contact", "dpo"}
+        if unknown:
+            raise CommandError(f"ropa.{sorted(unknown)[0]}: expected controller_name, controller_contact or dpo")
     except ConsentlineError as exc:
         raise CommandError(f"{config_file}: {exc}") from exc
     for warning in config.warnings:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -156,6 +156,8 @@ class Config:
     users: Mapping[str, str]  # user name -> role
     helpdesk: Mapping[str, Any]
     warnings: tuple[str, ...] = ()
+    ropa: Mapping[str, Any] = field(default_factory=dict)       # controller identity for the Art. 30 record
+    retention: Mapping[str, Any] = field(default_factory=dict)  # tag and purpose retention rules (controller.admin)
 
     def process_for_country(self, code: str) -> str | None:
         """The process for a country or subdivision; "US-CA" falls back to "US"."""
@@ -206,6 +208,8 @@ def _config(top: Section, path: Path, raw: bytes) -> Config:
         users=MappingProxyType(top.mapping_of("users", name, lambda s, k: _principal(s, role_ref),
                                               default={}) or {}),
         helpdesk=top.take("helpdesk", free_mapping, default=MappingProxyType({})),
+        ropa=top.take("ropa", free_mapping, default=MappingProxyType({})),
+        retention=top.take("retention", free_mapping, default=MappingProxyType({})),
     )
     top.finish()
     return config

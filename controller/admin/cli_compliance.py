@@ -11,6 +11,7 @@ from controller.admin import access as access_export
 from controller.admin import erasure
 from controller.admin.output import (confirm, destructive_options, emit_object, emit_rows, guarded, output_options,
                                      progress)
+from controller.admin.retention import merged, rules_from_config
 from controller.admin.retention_options import retention_options
 from controller.admin.ropa import ControllerIdentity, build_ropa, render_markdown
 from controller.admin.session import open_session, session_options
@@ -93,9 +94,9 @@ def access(phone, out_dir, audio_format, output, config_file, data_dir, user):
 @click.option("--format", "out_format", type=click.Choice(("markdown", "json")), default="markdown",
               show_default=True)
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
-@click.option("--controller-name", help="The controller's legal name (not in the configuration yet).")
-@click.option("--controller-contact", help="The controller's address or contact.")
-@click.option("--dpo", help="The data protection officer's contact.")
+@click.option("--controller-name", help="The controller's legal name (default: ropa.controller_name in the config).")
+@click.option("--controller-contact", help="The controller's address or contact (default: ropa.controller_contact).")
+@click.option("--dpo", help="The data protection officer's contact (default: ropa.dpo).")
 @retention_options
 @session_options
 @guarded
@@ -103,8 +104,12 @@ def ropa(out_format, out_file, controller_name, controller_contact, dpo, rules, 
     """The record of processing (GDPR Article 30), from the live configuration (any configured user)."""
     with open_session(config_file, data_dir, user, create_index=True) as session:  # the audit log needs one
         decision = session.require_configured("ropa")
-        record = build_ropa(session.config, ControllerIdentity(controller_name, controller_contact, dpo), rules,
-                            timestamp())
+        identity = session.config.ropa
+        rules = merged(rules_from_config(session.config.retention), rules)
+        record = build_ropa(session.config,
+                            ControllerIdentity(controller_name or identity.get("controller_name"),
+                                               controller_contact or identity.get("controller_contact"),
+                                               dpo or identity.get("dpo")), rules, timestamp())
         text = json.dumps(record, indent=2, sort_keys=True) + "\n" if out_format == "json" else render_markdown(record)
         if out_file:
             Path(out_file).write_text(text)

@@ -10,6 +10,7 @@ from controller.admin import holds as legal_holds
 from controller.admin import purge as purging
 from controller.admin.output import (confirm, destructive_options, emit_rows, fail, guarded, output_options,
                                      progress)
+from controller.admin.retention import merged, rules_from_config
 from controller.admin.retention_options import retention_options
 from controller.admin.session import open_session, session_options
 from controller.cli_common import When
@@ -35,6 +36,7 @@ def purge(now, rules, yes, dry_run, output, config_file, data_dir, user):
     now = now or datetime.now(timezone.utc)
     with open_session(config_file, data_dir, user) as session:
         decision = session.require("purge", "purge", details={"dry_run": dry_run})  # before anything is read
+        rules = merged(rules_from_config(session.config.retention), rules)
         items = list(purging.expired_recordings(session.index, session.config, rules, now))
         if dry_run:
             session.record(decision, action="purge", reason="dry run: nothing changed",

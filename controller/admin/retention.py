@@ -98,3 +98,31 @@ def retention_days(process_days: int | None, purpose: str | None, tags: Iterable
 
 def expires_at(opened_at: datetime, days: int | None) -> datetime | None:
     return None if days is None else opened_at + timedelta(days=days)
+
+
+def rules_from_config(raw: Mapping) -> RetentionRules:
+    """The configuration's `retention:` section: `{tag_days: {complaint: "+365", test: 30}, purpose_days:
+    {"quality assurance and training": 60}}`. Raises RetentionError naming the key."""
+    unknown = set(raw) - {"tag_days", "purpose_days"}
+    if unknown:
+        raise RetentionError(f"retention.{sorted(unknown)[0]}: expected tag_days or purpose_days")
+    tag_rules = []
+    for tag, days in dict(raw.get("tag_days") or {}).items():
+        try:
+            tag_rules.append(parse_tag_rule(f"{tag}={days}"))
+        except RetentionError as exc:
+            raise RetentionError(f"retention.tag_days.{tag}: {exc}") from exc
+    purpose_days = {}
+    for purpose, days in dict(raw.get("purpose_days") or {}).items():
+        try:
+            purpose_days.update([parse_purpose_rule(f"{purpose}={days}")])
+        except RetentionError as exc:
+            raise RetentionError(f"retention.purpose_days.{purpose}: {exc}") from exc
+    return RetentionRules(purpose_days, tuple(tag_rules))
+
+
+def merged(configured: RetentionRules, given: RetentionRules) -> RetentionRules:
+    """Command options on top of the configuration: an option for the same tag or purpose wins."""
+    given_tags = {rule.tag for rule in given.tag_rules}
+    return RetentionRules({**configured.purpose_days, **given.purpose_days},
+                          tuple(r for r in configured.tag_rules if r.tag not in given_tags) + given.tag_rules)

@@ -1,4 +1,4 @@
-"""The retention rules as command options, until the configuration has a `retention:` section.
+"""The retention rules as command options, on top of the configuration's `retention:` section.
 
 `--tag-days TAG=DAYS|+DAYS|-DAYS` and `--purpose-days PURPOSE=DAYS`, both repeatable; see
 controller.admin.retention for how they combine. The command receives them as `rules`.

@@ -17,7 +17,7 @@ from controller.config import Config, Process
 
 __all__ = ["ControllerIdentity", "build_ropa", "render_markdown"]
 
-NOT_GIVEN = "(not given: pass --controller-name, --controller-contact and --dpo)"
+NOT_GIVEN = "(not given: set ropa.controller_name, controller_contact and dpo in the configuration)"
 CONSENT_MECHANISMS = {
     "de": "opt-in: the caller presses the agree key before anything is recorded",
     "de-optout": "opt-out menu: recording unless the caller presses the opt-out key",

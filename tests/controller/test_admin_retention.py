@@ -113,3 +113,22 @@ def test_expiry_uses_the_clock_override(world):
     # old-de expires exactly 90 days after it opened
     on_time = world.cli("purge", "--now", "2024-03-31T00:00:00Z", "--dry-run", "--json")
     assert [r["id"] for r in json.loads(on_time.stdout)] == ["old-de"]
+
+
+def test_the_configurations_retention_rules_apply_without_options(world):
+    world.cli("recordings", "tag", "old-de", "complaint", user="sam")  # the example keeps complaints +365 days
+    kept = purge(world, "--yes")
+    assert kept.exit_code == 0, kept.output
+    assert "old-de" not in {r["id"] for r in json.loads(kept.stdout) if r["result"] == "purged"}
+    assert audio_on_disk(world, "old-de")
+    world.config.write_text(world.config.read_text().replace('tag_days: {complaint: "+365"}', "tag_days: {}"))
+    gone = purge(world, "--yes")
+    assert "old-de" in {r["id"] for r in json.loads(gone.stdout) if r["result"] == "purged"}
+
+
+def test_a_bad_retention_section_is_an_error_naming_the_key(world):
+    world.config.write_text(world.config.read_text().replace('tag_days: {complaint: "+365"}',
+                                                             'tag_days: {complaint: "soon"}'))
+    result = purge(world, "--yes")
+    assert result.exit_code == 1 and "retention.tag_days.complaint" in result.stderr
+    assert audio_on_disk(world, "old-de")
