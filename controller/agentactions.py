@@ -40,6 +40,8 @@ from media import MediaError
 
 log = logging.getLogger(__name__)
 
+DESTROYS_AUDIO = frozenset({"cut", "delete"})  # refused under legal hold, like the staff commands
+
 SUBSCRIPTIONS = ("CHANNEL_APPLICATION",)
 BRIDGE_WAIT_S = 4 * 3600.0      # as long as a bridge may last
 POLL_S = 1.0
@@ -277,6 +279,8 @@ class CallAgentCodes:
     def _change_recorder(self, actor, action):
         decision = decide(self.config, actor, action, self.owner)
         refusal = decision.reason if not decision.allowed else precondition(action, self.state())
+        if refusal is None and action in DESTROYS_AUDIO and self._under_legal_hold():
+            refusal = "the recording is under legal hold"
         details = {"permission": decision.permission}
         if refusal is not None:
             self._write(self._audit_entry(actor, action, "refused", refusal, details=details))
@@ -451,6 +455,12 @@ class CallAgentCodes:
         except ConsentlineError as exc:
             log.error("ALERT call %s: could not write to the index: %s", self.call.uuid, exc)
             return None
+
+    def _under_legal_hold(self):
+        """A hold (on this recording or on the call's numbers) forbids destroying audio; unknown counts as held."""
+        from controller.admin.holds import held_among
+        held = self._read(held_among, [self.recording.recording_id])
+        return held is None or bool(held)
 
     def _read(self, fn, *args):
         try:

@@ -214,3 +214,17 @@ def test_tampering_with_an_agent_codes_audit_row_is_detected(system_factory):
     db.conn.commit()
     result = audit.verify(system.index)
     assert not result.ok and result.first_broken_id == pause["id"]
+
+
+def test_a_legal_hold_refuses_an_agents_cut_and_delete(system_factory):
+    """A hold on the caller's number (later calls included) forbids destroying audio, by DTMF as by the CLI."""
+    system = system_factory(agent="1003", extra_agents={"1003": "compliance"})
+    plan = agent_call("1003", [(3, "*7")])
+    with system.index.transaction("hold") as db:
+        db.execute("INSERT INTO legal_holds (phone, reason, applied_by, applied_at) VALUES (?, ?, ?, ?)",
+                   [plan.caller, "litigation", "user:compliance-officer", "2026-01-01T00:00:00.000Z"])
+    system.run(plan)
+    assert outcomes(system, plan) == [("delete", "refused", "1003")]
+    assert audit.entries(system.index, call_uuid=plan.uuid)[0]["reason"] == "the recording is under legal hold"
+    assert [r["state"] for r in system.index.recordings(call_uuid=plan.uuid)] == ["completed"]
+    assert system.audio_of(plan.uuid)
