@@ -3,6 +3,7 @@
 import json
 import logging
 
+from freeswitch.emulator.bridge import set_hold
 from freeswitch.emulator.recording import find_bugs, parse_recording_vars, start_recording
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ class ApiCommands:
             "uuid_break": self.uuid_break, "uuid_kill": self.uuid_kill, "uuid_getvar": self.uuid_getvar,
             "uuid_setvar": self.uuid_setvar, "uuid_exists": self.uuid_exists,
             "uuid_send_dtmf": self.uuid_send_dtmf, "uuid_recv_dtmf": self.uuid_recv_dtmf, "show": self.show,
-            "hupall": self.hupall, "originate": self.originate,
+            "hupall": self.hupall, "originate": self.originate, "uuid_hold": self.uuid_hold,
         }
 
     def execute(self, command_line, listener=None) -> str:
@@ -96,6 +97,17 @@ class ApiCommands:
             return "-ERR No such channel!\n"
         session.hangup(tokens[1] if len(tokens) > 1 else "NORMAL_CLEARING", initiator="kill")
         return "+OK\n"
+
+    def uuid_hold(self, arg):
+        """uuid_hold [off|toggle] <uuid> [<display>]: as the phone's hold key on that leg."""
+        tokens = arg.split()
+        mode = tokens.pop(0) if tokens and tokens[0] in ("off", "toggle") else "on"
+        session = self._session(tokens[0]) if tokens else None
+        if session is None:
+            return "-ERR No such channel!\n" if tokens else "-USAGE: [off|toggle] <uuid> [<display>]\n"
+        held = {"on": True, "off": False, "toggle": not session.channel.held}[mode]
+        set_hold(session, held)
+        return "+OK Success\n"
 
     def uuid_exists(self, arg):
         return "true" if self._session(arg.strip()) is not None else "false"

@@ -20,8 +20,10 @@ _DIAL_VARS = re.compile(r"^\{([^}]*)\}")
 class AgentBehaviour:
     """How an agent's phone behaves when a bridge reaches it."""
 
-    def __init__(self, extension, answer_after_s=2.0, audio=None, dtmf=(), hangup_after_s=None, reject=False):
+    def __init__(self, extension, answer_after_s=2.0, audio=None, dtmf=(), hangup_after_s=None, reject=False,
+                 holds=()):
         self.extension = extension
+        self.holds = list(holds)        # [(seconds after answer, seconds on hold)]: the phone's hold key
         self.answer_after_s = answer_after_s
         self.audio = audio              # callable(first_sample_since_answer, n) or None
         self.dtmf = list(dtmf)          # [(seconds after answer, digits)]
@@ -161,6 +163,33 @@ def _schedule_agent_actions(b_session, behaviour):
         gevent.spawn(_press_later, b_session, answered + at_s, digits)
     if behaviour.hangup_after_s is not None:
         gevent.spawn(_hangup_later, b_session, answered + behaviour.hangup_after_s)
+    for at_s, for_s in behaviour.holds:
+        gevent.spawn(_hold_later, b_session, answered + at_s, for_s)
+
+
+def _hold_later(session, at_t, for_s):
+    clock = session.switch.clock
+    clock.sleep_until(at_t)
+    if session.channel.up:
+        set_hold(session, True)
+        clock.sleep(for_s)
+        if session.channel.up:
+            set_hold(session, False)
+
+
+def set_hold(session, held):
+    """The phone put the call on hold (a sendonly re-INVITE): CHANNEL_HOLD/UNHOLD and the call state on that leg.
+
+    While a leg is held its party says nothing to the other side (FreeSWITCH plays that side hold music, which
+    the emulator renders as silence)."""
+    channel = session.channel
+    if channel.held == held:
+        return False
+    channel.held = held
+    session.fire("CHANNEL_HOLD" if held else "CHANNEL_UNHOLD")
+    session.set_call_state("HELD" if held else "ACTIVE")
+    session.switch.scenario_hook("hold" if held else "unhold", session)
+    return True
 
 
 def _press_later(session, at_t, digits):

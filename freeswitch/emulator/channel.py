@@ -134,6 +134,7 @@ class Channel:
         self.answered_at = None        # virtual seconds
         self.media_started_at = None   # virtual seconds: answer or early media, whichever came first
         self.hungup_at = None          # virtual seconds: media ends here
+        self.held = False              # on hold: this leg's party says nothing to the other side
         self.audio = None              # callable(first_sample_since_answer, n) -> int16 array: what this leg says
         self.gone = gevent.event.Event()  # set once the hangup has been requested
 
@@ -192,7 +193,7 @@ class Channel:
 
     def read_audio_at(self, virtual_t, n):
         """The same, addressed by virtual time (for the other leg of a bridge)."""
-        if self.media_started_at is None:
+        if self.media_started_at is None or self.held:
             return np.zeros(n, dtype=np.int16)
         position = int(round((virtual_t - self.media_started_at) * self.rate_hz))
         if position < 0:

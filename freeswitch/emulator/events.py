@@ -16,6 +16,8 @@ CALLING_SITE = {
     "CHANNEL_PROGRESS_MEDIA": ("switch_channel.c", "switch_channel_perform_mark_pre_answered", 3646),
     "CHANNEL_PROGRESS": ("switch_channel.c", "switch_channel_perform_mark_ring_ready_value", 3560),
     "CHANNEL_CALLSTATE": ("switch_channel.c", "switch_channel_perform_set_callstate", 301),
+    "CHANNEL_HOLD": ("switch_channel.c", "switch_channel_perform_mark_hold", 1148),
+    "CHANNEL_UNHOLD": ("switch_channel.c", "switch_channel_perform_mark_hold", 1148),
     "CHANNEL_CREATE": ("switch_core_state_machine.c", "switch_core_session_run", 626),
     "CHANNEL_DATA": ("mod_event_socket.c", "parse_command", 2021),
     "CHANNEL_DESTROY": ("switch_core_session.c", "switch_core_session_perform_destroy", 1584),

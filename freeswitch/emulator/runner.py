@@ -78,7 +78,7 @@ class ScenarioRunner:
             session.agent_behaviours = {agent["extension"]: AgentBehaviour(
                 agent["extension"], answer_after_s=agent["answer_after_s"],
                 audio=audio_function(agent["audio"], audio.AGENT_MARKER_BASE_HZ, spec.rate_hz),
-                dtmf=agent["dtmf"], reject=agent["reject"])}
+                dtmf=agent["dtmf"], reject=agent["reject"], holds=agent.get("hold", ()))}
         record.uuid = uuid
         record.arrived_at = clock.now()
         self._by_uuid[uuid] = record
@@ -128,6 +128,8 @@ class ScenarioRunner:
         elif kind == "dtmf_relayed":
             record.heard.append({"leg": "agent" if leg == "caller" else "caller", "what": "dtmf",
                                  "digits": info["digit"], "at_s": record.at_s(clock)})
+        elif kind in ("hold", "unhold"):
+            record.heard.append({"leg": leg, "what": kind, "at_s": record.at_s(clock)})
         elif kind == "playback":
             record.heard.append({"leg": leg, "what": "playback", "path": info["path"], "at_s": record.at_s(clock)})
         elif kind == "record_start":

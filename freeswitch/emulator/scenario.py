@@ -11,7 +11,8 @@ A scenario is YAML:
         rate_hz: 8000
         caller_audio: marker            # marker | silence | path to a WAV file
         caller_dtmf: [{at_s: 4.0, digits: "1"}]
-        agent: {extension: "1001", answer_after_s: 2, audio: marker, dtmf: [{at_s: 20.0, digits: "*3"}]}
+        agent: {extension: "1001", answer_after_s: 2, audio: marker, dtmf: [{at_s: 20.0, digits: "*3"}],
+                hold: [{at_s: 30.0, for_s: 5}]}    # the agent's hold key: seconds after the agent answers
         hangup: {by: caller, at_s: 45}
         fallback: agents                # optional: what public.xml does after `socket` (agents | announce)
 
@@ -124,12 +125,24 @@ class CallSpec:
     def _agent(data, where, base_dir):
         if data is None:
             return None
-        keys = {"extension", "answer_after_s", "audio", "dtmf", "reject"}
+        keys = {"extension", "answer_after_s", "audio", "dtmf", "reject", "hold"}
         _expect(isinstance(data, dict) and not (set(data) - keys), where, f"a mapping of {sorted(keys)}")
         _expect(isinstance(data.get("extension"), str), f"{where}.extension", 'a quoted extension like "1001"')
         return {"extension": data["extension"], "answer_after_s": float(data.get("answer_after_s", 2)),
                 "audio": _audio(data.get("audio"), f"{where}.audio", base_dir),
-                "dtmf": _digits_list(data.get("dtmf", []), f"{where}.dtmf"), "reject": bool(data.get("reject"))}
+                "dtmf": _digits_list(data.get("dtmf", []), f"{where}.dtmf"), "reject": bool(data.get("reject")),
+                "hold": _holds(data.get("hold", []), f"{where}.hold")}
+
+
+def _holds(items, where):
+    _expect(isinstance(items, list), where, "a list of {at_s, for_s}")
+    out = []
+    for i, item in enumerate(items):
+        _expect(isinstance(item, dict) and set(item) == {"at_s", "for_s"}
+                and all(isinstance(item[k], (int, float)) and item[k] >= 0 for k in item),
+                f"{where}[{i}]", "{at_s: seconds after the agent answers, for_s: seconds on hold}")
+        out.append((float(item["at_s"]), float(item["for_s"])))
+    return out
 
 
 def dialplan(spec, socket_address):

@@ -228,3 +228,20 @@ def test_a_legal_hold_refuses_an_agents_cut_and_delete(system_factory):
     assert audit.entries(system.index, call_uuid=plan.uuid)[0]["reason"] == "the recording is under legal hold"
     assert [r["state"] for r in system.index.recordings(call_uuid=plan.uuid)] == ["completed"]
     assert system.audio_of(plan.uuid)
+
+
+def test_codes_keep_their_state_across_a_hold(system_factory):
+    """The agent pauses, puts the caller on hold (the phone's hold key), flags during the hold, takes the call
+    back and resumes: every code works and the pause spans the hold."""
+    system = system_factory()
+    plan = agent_call("1001", [(2, "*3"), (6, "*2"), (12, "*4")])
+    plan.spec["agent"]["hold"] = [{"at_s": 4.0, "for_s": 5.0}]
+    system.run(plan)
+    assert outcomes(system, plan) == [("pause", "done", "1001"), ("flag", "done", "1001"),
+                                      ("resume", "done", "1001")]
+    entries = audit.entries(system.index, call_uuid=plan.uuid)
+    pause, resume = entries[0], entries[2]
+    assert resume["start_sample"] >= pause["start_sample"]
+    holds = [(h["leg"], h["what"]) for h in plan.summary["heard"] if h["what"] in ("hold", "unhold")]
+    assert holds == [("agent", "hold"), ("agent", "unhold")]
+    assert [r["state"] for r in system.index.recordings(call_uuid=plan.uuid)] == ["completed"]

@@ -234,3 +234,17 @@ def test_faults_drop_delay_refuse_and_restart(emulator, controller_socket):
     again.reply("api version")
     assert gevent.get_hub().loop.now() - started >= 0.25
     again.close()
+
+
+def test_uuid_hold_marks_the_leg_held_and_silences_it_for_the_other_side(emulator, call):
+    session, peer = call
+    peer.reply("event plain CHANNEL_HOLD CHANNEL_UNHOLD")
+    api = inbound(emulator)
+    assert api.reply(f"api uuid_hold {session.uuid}").body == b"+OK Success\n"
+    assert peer.event("CHANNEL_HOLD").get("Channel-Call-State") in ("ACTIVE", "HELD")
+    assert session.channel.held and not np.any(session.channel.read_audio_at(session.switch.clock.now(), 800))
+    assert api.reply(f"api uuid_hold off {session.uuid}").body == b"+OK Success\n"
+    peer.event("CHANNEL_UNHOLD")
+    assert not session.channel.held and session.channel.call_state == "ACTIVE"
+    assert api.reply("api uuid_hold 00000000-0000-0000-0000-000000000000").body == b"-ERR No such channel!\n"
+    api.close()
