@@ -11,6 +11,7 @@ import time
 import gevent
 
 from controller import consent
+from controller.admin.holds import held_among
 from controller.callevents import CallEvents
 from controller.callrecording import CallRecording
 from controller.errors import IndexStoreError
@@ -258,14 +259,16 @@ class CallFlow:
         def withdraw():
             if recording.state != "recording":
                 return  # already withdrawn (the caller's code and an agent's *8 can both arrive), or gone
-            keep = process.withdrawal.on_withdraw == "keep"
+            held = process.withdrawal.on_withdraw != "keep" and self._under_legal_hold(recording)
+            keep = process.withdrawal.on_withdraw == "keep" or held
             recording.withdraw("caller", "consent withdrawn by the caller", keep=keep)
             state = "withdrawn" if keep else "purged"
+            why = "kept up to the withdrawal: under legal hold" if held else state
             at = time.time()
             duration_s = recording.duration_s if keep else None
 
             def withdrawn(ix):
-                ix.consent_decided(call.uuid, "withdrawn", f"the caller withdrew consent ({state})",
+                ix.consent_decided(call.uuid, "withdrawn", f"the caller withdrew consent ({why})",
                                    process.name, self.config.config_version, at)
                 ix.recording_state(recording.index_id, state, at, duration_s=duration_s)
             deleted = [] if keep else [("recording.deleted", {"reason": "consent withdrawn"})]
@@ -273,6 +276,14 @@ class CallFlow:
                               data={"kept": keep, "duration_s": duration_s}, also=deleted)
             self.observer("withdrawn", call, keep=keep)
         return withdraw
+
+    def _under_legal_hold(self, recording):
+        """A legal hold (on the recording or the call's numbers) forbids deleting it, even on withdrawal: the
+        recording stops at once and is kept up to the withdrawal. An unreadable hold counts as held."""
+        try:
+            return bool(self.index.run(lambda ix: held_among(ix, [recording.recording_id])))
+        except IndexStoreError:
+            return True
 
     def _finish(self, call, recording):
         if recording is not None and recording.state == "recording":

@@ -73,3 +73,18 @@ def test_keep_holds_the_audio_up_to_the_withdrawal_and_nothing_after(batch, tmp_
     assert recording["duration_s"] == pytest.approx(sides.seconds, abs=0.05)
     assert system.index.call(plan.uuid)["consent_outcome"] == "withdrawn"
     assert not (system.dirs["spool"] / f"{plan.uuid}.raw").exists()
+
+
+def test_a_withdrawal_under_legal_hold_stops_the_recording_but_keeps_it(system):
+    """Purge on withdrawal gives way to a legal hold on the caller's number: stopped at once, kept, and said why."""
+    plan = CallPlan("de-held", "+4915110000009", "+4930100100").press("1", after=MENU)
+    plan.press("*9", after="bridged", delay_s=8.0)
+    plan.hangup(after="bridged", delay_s=14.0)
+    with system.index.transaction("hold") as db:
+        db.execute("INSERT INTO legal_holds (phone, reason, applied_by, applied_at) VALUES (?, ?, ?, ?)",
+                   [plan.caller, "litigation", "user:compliance-officer", "2026-01-01T00:00:00.000Z"])
+    system.run(plan)
+    call = system.index.call(plan.uuid)
+    assert call["consent_outcome"] == "withdrawn" and "legal hold" in call["consent_reason"]
+    assert [r["state"] for r in system.index.recordings(call_uuid=plan.uuid)] == ["withdrawn"]
+    assert system.audio_of(plan.uuid)
