@@ -3,6 +3,7 @@
 Pure functions only; sockets live in listener.py.
 """
 
+import functools
 import json
 import re
 
@@ -14,8 +15,11 @@ _ENCODE_TABLE = [
 ]
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def url_encode(value: str) -> str:
-    """Percent-encode as switch_url_encode does, including its quirk: an existing `%XX` with uppercase hex stays."""
+    """Percent-encode as switch_url_encode does, including its quirk: an existing `%XX` with uppercase hex stays.
+
+    Cached: a channel's variables go out again with nearly every event it fires, so most values repeat."""
     raw = value.encode("utf-8")
     if raw.isalnum() or not any(_ENCODE_TABLE[b] != chr(b) for b in raw):
         return value
