@@ -32,12 +32,12 @@ import gevent
 import gevent.event
 import gevent.socket
 import gevent.ssl
-import gevent.threadpool
 
 from controller import __version__, outbox
 from controller.errors import ConsentlineError, IndexStoreError
 from controller.helpdesk import TEST_EVENT, CallFacts, Endpoint, HelpdeskSettings, event_body, render
 from controller.index import Index
+from controller.indexio import OffHubIndex
 from controller.links import Fetch, LinkApp, LinkServer, audit_fetch_to
 
 log = logging.getLogger(__name__)
@@ -150,7 +150,8 @@ class Sender:
         self.rand = rand
         self.batch_size = batch_size
         self.counts = {"delivered": 0, "failed": 0, "dead": 0, "index_errors": 0}
-        self._db_thread = gevent.threadpool.ThreadPool(1)  # SQLite commits fsync: keep them off the hub
+        # SQLite commits fsync: the outbox's reads and writes go through the index worker, off the hub
+        self._index_io = OffHubIndex(index, timeout_s=INDEX_TIMEOUT_S)
         self._wakeups = {e.name: gevent.event.Event() for e in settings.endpoints}
         self._workers: list[gevent.Greenlet] = []
         self._stopping = False
@@ -177,7 +178,7 @@ class Sender:
         gevent.joinall(self._workers, timeout=timeout_s)
         alive = [w for w in self._workers if not w.dead]
         gevent.killall(alive, timeout=1.0)
-        self._db_thread.kill()
+        self._index_io.close()
         return not alive
 
     def run_once(self, endpoint_name: str | None = None) -> int:
@@ -205,7 +206,7 @@ class Sender:
                 wakeup.wait(timeout=self.settings.poll_interval_s)
 
     def _pass(self, endpoint: Endpoint) -> int:
-        batch = self._db(outbox.due, self.index, endpoint.name, self.clock(), self.batch_size)
+        batch = self._index_io.run(outbox.due, endpoint.name, self.clock(), self.batch_size)
         for delivery in batch:
             if self._stopping:
                 break
@@ -226,7 +227,7 @@ class Sender:
             error = str(exc)
         now_s = self.clock()
         if error is None:
-            self._db(outbox.mark_delivered, self.index, delivery.id, status, now_s)
+            self._index_io.run(outbox.mark_delivered, delivery.id, status, now_s)
             self.counts["delivered"] += 1
             return
         attempts = delivery.attempts + 1
@@ -234,16 +235,10 @@ class Sender:
         if attempts < endpoint.max_attempts:
             retry_at = now_s + outbox.backoff_s(attempts, self.settings.backoff_base_s, self.settings.backoff_max_s,
                                                 self.rand())
-        self._db(outbox.mark_failed, self.index, delivery.id, error, status, now_s, retry_at)
+        self._index_io.run(outbox.mark_failed, delivery.id, error, status, now_s, retry_at)
         self.counts["failed" if retry_at is not None else "dead"] += 1
         log.warning("webhooks %s: delivery %s (%s) attempt %d failed: %s%s", endpoint.name, delivery.id,
                     delivery.event_type, attempts, error, "" if retry_at is not None else "; now a dead letter")
-
-    def _db(self, fn, *args):
-        try:
-            return self._db_thread.spawn(fn, *args).get(timeout=INDEX_TIMEOUT_S)
-        except gevent.Timeout:
-            raise IndexStoreError(f"{fn.__name__} took over {INDEX_TIMEOUT_S:g} s") from None
 
 
 def send_test(endpoint: Endpoint, settings: HelpdeskSettings, *, post: Post = http_post,
