@@ -231,7 +231,7 @@ def _tag_or_flag(action: str, recording_id: str, values, config_file, data_dir, 
                     error = exc
                 else:
                     if result.allowed and result.changed and action in ("tag", "flag"):
-                        _report(db, session.helpdesk, _recording_row(session, recording_id),
+                        removal.report(db, session.helpdesk, _recording_row(session, recording_id),
                                 f"recording.{action}ged",
                                 {"tag": tags.normalise_tag(value)} if action == "tag" else {"reason": value})
             if error is not None:
@@ -308,21 +308,10 @@ def _edit(recording_id, start_s, end_s, reason, yes, dry_run, config_file, data_
     click.echo(f"{recording_id}: {op} samples [{start}, {end}); now {length / rate:g} s")
 
 
-def _report(db, helpdesk, row: dict, event_type: str, data: dict) -> None:
-    """A helpdesk event about this recording, in the caller's transaction."""
-    if not helpdesk.endpoints:
-        return
-    from controller import outbox
-    from controller.helpdesk import CallFacts
-    call = db.execute("SELECT caller, dialed, process FROM calls WHERE uuid = ?", [row["call_uuid"]]).fetchone()
-    caller, dialed, process = call if call else (None, None, None)
-    outbox.emit(db, helpdesk, event_type, CallFacts(row["call_uuid"], caller, dialed, process=process),
-                recording_id=row["id"], data=data)
-
-
 def _report_cut(db, helpdesk, row: dict, start: int, end: int, duration_s: float) -> None:
     """`recording.cut` for the helpdesk, in the cut's transaction: its copy must lose the same audio."""
-    _report(db, helpdesk, row, "recording.cut", {"start_sample": start, "end_sample": end, "duration_s": duration_s})
+    removal.report(db, helpdesk, row, "recording.cut",
+                   {"start_sample": start, "end_sample": end, "duration_s": duration_s})
 
 
 def _not_held(session: AdminSession, decision, row: dict, action: str) -> dict:

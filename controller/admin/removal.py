@@ -57,13 +57,20 @@ def mark_removed(db: sqlite_utils.Database, recording: dict[str, Any], cause: st
 
 def report_removal(db: sqlite_utils.Database, helpdesk, recording: dict[str, Any], cause: str, reason: str) -> None:
     """Queue `recording.deleted` for the helpdesk. An erasure's event names no number: it is being erased."""
+    report(db, helpdesk, recording, "recording.deleted", {"cause": cause, "reason": reason},
+           name_numbers=cause != "erase")
+
+
+def report(db: sqlite_utils.Database, helpdesk, recording: dict[str, Any], event_type: str, data: dict,
+           name_numbers: bool = True) -> None:
+    """A helpdesk event about a recording, queued in the caller's transaction (nothing without endpoints)."""
     if helpdesk is None or not helpdesk.endpoints:
         return
     from controller import outbox
     from controller.helpdesk import CallFacts
     row = db.execute("SELECT caller, dialed, process FROM calls WHERE uuid = ?", [recording["call_uuid"]]).fetchone()
     caller, dialed, process = row if row else (None, None, None)
-    if cause == "erase":
+    if not name_numbers:
         caller = dialed = None
-    outbox.emit(db, helpdesk, "recording.deleted", CallFacts(recording["call_uuid"], caller, dialed, process=process),
-                recording_id=recording["id"], data={"cause": cause, "reason": reason})
+    outbox.emit(db, helpdesk, event_type, CallFacts(recording["call_uuid"], caller, dialed, process=process),
+                recording_id=recording["id"], data=data)
