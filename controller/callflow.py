@@ -8,7 +8,6 @@ and delete it. The index gets every decision and its evidence before any audio i
 import logging
 import time
 
-import gevent
 
 from controller import consent
 from controller.admin.holds import held_among

@@ -62,8 +62,8 @@ def plan_erasure(index: Index, raw_phone: str) -> ErasurePlan:
     calls = [row["uuid"] for row in index.query(
         "SELECT uuid FROM calls WHERE caller = ? OR dialed = ? ORDER BY started_at, uuid", [phone, phone])]
     customer = bool(index.query("SELECT 1 FROM customers WHERE phone = ?", [phone]))
-    outbox = index.query(f"SELECT COUNT(*) AS n FROM outbox_events WHERE call_uuid IN "
-                         f"(SELECT uuid FROM calls WHERE caller = ? OR dialed = ?) AND instr(body, ?) > 0",
+    outbox = index.query("SELECT COUNT(*) AS n FROM outbox_events WHERE call_uuid IN "
+                         "(SELECT uuid FROM calls WHERE caller = ? OR dialed = ?) AND instr(body, ?) > 0",
                          [phone, phone, phone])[0]["n"]
     number_holds = [row["id"] for row in index.query(
         "SELECT id FROM legal_holds WHERE phone = ? AND released_at IS NULL ORDER BY id", [phone])]

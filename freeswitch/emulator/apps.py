@@ -5,9 +5,7 @@ session then hangs up with DESTINATION_OUT_OF_ORDER, as FreeSWITCH does.
 """
 
 import logging
-import os
 
-from freeswitch.emulator import audio
 from freeswitch.emulator.bridge import app_bridge
 from freeswitch.emulator.digits import app_bind_digit_action, app_clear_digit_action, app_digit_action_set_realm
 from freeswitch.emulator.outbound import app_socket

@@ -2,7 +2,6 @@
 
 import uuid as uuidlib
 
-import gevent.event
 import numpy as np
 
 STATE_NUMBERS = {
@@ -136,7 +135,6 @@ class Channel:
         self.hungup_at = None          # virtual seconds: media ends here
         self.held = False              # on hold: this leg's party says nothing to the other side
         self.audio = None              # callable(first_sample_since_answer, n) -> int16 array: what this leg says
-        self.gone = gevent.event.Event()  # set once the hangup has been requested
 
     @property
     def codec_bit_rate(self):

@@ -63,9 +63,6 @@ class DigitMachine:
             return
         self._release()
 
-    def poll(self):
-        pass
-
     def _restart_timer(self):
         self._cancel_timer()
         variables = self.session.channel.variables

@@ -7,7 +7,6 @@ every call; at speed 1 it wakes every `tick_real_s` and writes what each recordi
 import logging
 
 import gevent
-import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +67,3 @@ class MediaTicker:
             bug.recorder.feed(read, write)
             if bug.limit_s and bug.recorder.samples_written >= bug.limit_s * bug.recorder.rate_hz:
                 gevent.spawn(bug.stop, "stop")
-
-
-def silence(n):
-    return np.zeros(n, dtype=np.int16)

@@ -25,7 +25,6 @@ import numpy as np
 import yaml
 
 from freeswitch.emulator import audio
-from freeswitch.emulator.bridge import AgentBehaviour
 
 DTMF_SPACING_S = 0.3      # one key every 0.3 s within a string of digits
 DTMF_END_DELAY_S = 0.2    # the event fires when the digit's end packet arrives

@@ -10,7 +10,6 @@ import logging
 
 import gevent
 import gevent.event
-import numpy as np
 
 from freeswitch.emulator.cdr import hangup_variables
 from freeswitch.emulator.channel import Channel, cause_from_string
@@ -35,16 +34,13 @@ class Session:
         self.dtmf_queue = collections.deque()
         self.wakeup = gevent.event.Event()
         self.lock_depth = 0
-        self.broadcast_running = False
         self.break_requested = False
-        self.break_all = False
         self.controlled = False           # an outbound socket listener controls this session
         self.listener = None
         self.recordings = {}              # resolved path -> RecordingBug
         self.digit_machine = None
         self.playing = None               # the Source currently sent to this leg, if any
         self.hangup_initiator = None      # "kill" (uuid_kill of this channel) or "remote"
-        self.reporting_done = gevent.event.Event()
         self.destroyed = gevent.event.Event()
         self.holds = 0                    # listeners that keep the session from being destroyed (linger)
         self.greenlet = None
@@ -126,7 +122,6 @@ class Session:
         event.add("Hangup-Cause", channel.hangup_cause)
         channel.event_data(event, True)
         self.switch.fire(event)
-        self.reporting_done.set()
         self.switch.session_reported(self)
         # A lingering listener holds the session (a read lock in FreeSWITCH) until it lets go.
         while self.holds > 0:
@@ -188,7 +183,6 @@ class Session:
         channel.answer_state = "hangup"
         self.hangup_initiator = initiator
         self.fire("CHANNEL_HANGUP")
-        channel.gone.set()
         self.wakeup.set()
         if channel.peer is not None:
             peer_session = self.switch.sessions.get(channel.peer.uuid)
@@ -225,7 +219,6 @@ class Session:
     def request_break(self, all_=False):
         self.break_requested = True
         if all_:
-            self.break_all = True
             self.private_queue.clear()
         self.wakeup.set()
 
@@ -282,8 +275,6 @@ class Session:
             digits.append(digit)
             if self.channel.peer is not None:  # relayed to the other leg as RFC 2833: its phone hears it
                 self.switch.scenario_hook("dtmf_relayed", self, digit=digit, to_uuid=self.channel.peer.uuid)
-        if self.digit_machine is not None:
-            self.digit_machine.poll()
         while self.private_queue and self.lock_depth == 0 and self.channel.up:
             command = self.private_queue.popleft()
             self.switch.run_private_command(self, command)
@@ -336,8 +327,6 @@ class Session:
                     v.set("total_loops", str(total))
                 started = self.switch.clock.now()
                 self._exec_once(app, app_name, expanded, app_uuid, uuid_name)
-                if from_sendmsg:
-                    self.broadcast_running = False
                 if iteration >= total and loops >= 0:
                     break
                 if self.switch.clock.now() - started < 0.5 or not self.channel.up:

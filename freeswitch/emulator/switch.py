@@ -199,7 +199,6 @@ class Switch:
             if not arg and command.body:
                 arg = command.body.decode("utf-8", "replace")
             loops = int(command.header("loops") or 1)
-            session.broadcast_running = True
             session.execute(app, arg or "", app_uuid=command.header("event-uuid"),
                             uuid_name=command.header("event-uuid-name"), loops=loops,
                             event_lock=(command.header("event-lock") or "").lower() == "true", from_sendmsg=True)
