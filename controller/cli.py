@@ -13,7 +13,7 @@ import click
 
 from controller import __version__
 from controller.cli_common import (CommandError, When, _index_path, _load, _open_index, _print_rows,  # noqa: F401
-                                   index_options, list_options)
+                                   index_options, list_options, open_index_from)
 from controller.customers import read_customers_csv
 from controller.errors import ConsentlineError
 from controller.tags import recordings_with
@@ -93,7 +93,7 @@ def calls():
 @list_options
 def calls_list(as_json, phone, since, until, limit, data_dir, config_file):
     """List calls, newest first."""
-    with _open_index(_index_path(data_dir, config_file)) as index:
+    with open_index_from(data_dir, config_file) as index:
         rows = index.calls(phone=phone, since=since, until=until, limit=limit)
     _print_rows(rows, CALL_COLUMNS, as_json, "No calls.")
 
@@ -104,7 +104,7 @@ def calls_list(as_json, phone, since, until, limit, data_dir, config_file):
 @index_options
 def calls_show(call_uuid, as_json, data_dir, config_file):
     """Show one call: routing decision, consent evidence and recordings."""
-    with _open_index(_index_path(data_dir, config_file)) as index:
+    with open_index_from(data_dir, config_file) as index:
         call = index.call(call_uuid)
         if call is None:
             raise CommandError(f"no call {call_uuid} in {index.path}")
@@ -137,7 +137,7 @@ def recordings():
 @click.option("--flagged/--not-flagged", default=None, help="Only flagged, or only unflagged, recordings.")
 def recordings_list(as_json, phone, since, until, limit, data_dir, config_file, tags, flagged):
     """List recordings, newest first."""
-    with _open_index(_index_path(data_dir, config_file)) as index:
+    with open_index_from(data_dir, config_file) as index:
         try:
             rows = recordings_with(index, tags, flagged, phone=phone, since=since, until=until, limit=limit)
         except ConsentlineError as exc:

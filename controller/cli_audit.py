@@ -35,11 +35,6 @@ def _anchor(ctx, param, value):
     return int(match.group(1)), match.group(2)
 
 
-def _open(data_dir, config_file):
-    base = cli_common
-    return base._open_index(base._index_path(data_dir, config_file))
-
-
 @click.group("audit")
 def audit():
     """The append-only, hash-chained audit log of every action on recordings."""
@@ -52,7 +47,7 @@ def audit():
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def audit_verify(data_dir, config_file, anchor, as_json):
     """Check the hash chain; exit 1 naming the first broken row."""
-    with _open(data_dir, config_file) as index:
+    with cli_common.open_index_from(data_dir, config_file) as index:
         try:
             result = audit_log.verify(index, anchor=anchor)
         except ConsentlineError as exc:
@@ -84,7 +79,7 @@ def audit_list(data_dir, config_file, call_uuid, recording_id, actor, since, unt
     """List audit rows, oldest first."""
     if as_json and as_nl:
         raise click.UsageError("give --json or --nl, not both")
-    with _open(data_dir, config_file) as index:
+    with cli_common.open_index_from(data_dir, config_file) as index:
         rows = audit_log.entries(index, call_uuid=call_uuid, recording_id=recording_id, actor=actor,
                                  since=since, until=until, limit=limit)
     if as_nl:

@@ -101,3 +101,8 @@ def _print_rows(rows: list[dict], columns: tuple[str, ...], as_json: bool, empty
     widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)]
     for line in [list(columns), ["-" * w for w in widths], *cells]:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+
+
+def open_index_from(data_dir: str | None, config_file: str | None) -> Index:
+    """The index named by --data / --config (see index_options)."""
+    return _open_index(_index_path(data_dir, config_file))

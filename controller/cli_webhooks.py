@@ -23,11 +23,6 @@ EXIT_INTERRUPTED = 130
 
 
 
-def _open(data_dir, config_file):
-    base = cli_common
-    return base._open_index(base._index_path(data_dir, config_file))
-
-
 def _failed(exc: Exception) -> click.ClickException:
     return cli_common.CommandError(str(exc))
 
@@ -49,7 +44,7 @@ def webhooks_list(data_dir, config_file, only_dead, only_pending, limit, as_json
     if as_json and as_nl:
         raise click.UsageError("give --json or --nl, not both")
     states = [state for state, wanted in (("dead", only_dead), ("pending", only_pending)) if wanted]
-    with _open(data_dir, config_file) as index:
+    with cli_common.open_index_from(data_dir, config_file) as index:
         try:
             rows = outbox.deliveries(index, states=states, limit=limit)
         except ConsentlineError as exc:
@@ -76,7 +71,7 @@ def webhooks_retry(delivery_ids, all_dead, yes, dry_run, data_dir, config_file):
     """
     if bool(delivery_ids) == all_dead:
         raise click.UsageError("give delivery IDs or --all-dead (one of them)")
-    with _open(data_dir, config_file) as index:
+    with cli_common.open_index_from(data_dir, config_file) as index:
         try:
             unknown = outbox.unknown_ids(index, delivery_ids)
             if unknown:
