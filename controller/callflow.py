@@ -8,6 +8,8 @@ and delete it. The index gets every decision and its evidence before any audio i
 import logging
 import time
 
+import gevent
+
 
 from controller import consent
 from controller.admin.holds import held_among
@@ -80,18 +82,34 @@ def _played_in_full(done, seconds):
 
 
 class IndexEvidence:
-    """Consent evidence, written before the flow goes on: a refused write stops the flow (fail closed)."""
+    """Consent evidence, kept with the time each fact happened and committed with the decision, in its transaction.
 
-    def __init__(self, index, call_uuid, process):
-        self.index = index
+    One durable write between the caller's key and the recording instead of three (prompt, key, decision): that
+    write is on the path the caller waits on. Evidence is only ever read with its decision, and every way out of
+    the flow writes a decision (the failure paths included), so nothing is lost by waiting for it.
+    """
+
+    def __init__(self, call_uuid, process):
         self.call_uuid = call_uuid
         self.process = process
+        self.pending = []  # (kind, at, fields)
 
     def prompt_played(self, prompt_id):
-        self.index.evidence_prompt(self.call_uuid, prompt_id, self.process.prompts[prompt_id].sha256, time.time())
+        self.pending.append(("prompt", time.time(), (prompt_id, self.process.prompts[prompt_id].sha256)))
 
     def key_pressed(self, key):
-        self.index.evidence_digit(self.call_uuid, key, time.time())
+        self.pending.append(("digit", time.time(), (key,)))
+
+    def write_into(self, index):
+        """In the decision's transaction; `committed()` after it commits (a rolled-back try keeps them)."""
+        for kind, at, fields in self.pending:
+            if kind == "prompt":
+                index.evidence_prompt(self.call_uuid, *fields, at)
+            else:
+                index.evidence_digit(self.call_uuid, *fields, at)
+
+    def committed(self):
+        self.pending.clear()
 
 
 class CallFlow:
@@ -119,18 +137,22 @@ class CallFlow:
                                  on_enqueued=self.on_event)
         try:
             call.subscribe(["RECORD_START", "RECORD_STOP"])
-            process, outcome = self._decide(call, caller, dialed)
-            if outcome.record:
-                recording = self._start_recording(call, process, rate_hz)
+            process, outcome, prepared = self._decide(call, caller, dialed, rate_hz)
+            if prepared is not None:
+                recording = self._start_recording(call, process, prepared)
             self._connect_agent(call, process, recording)
         finally:
             self._finish(call, recording)
 
     # -- deciding ----------------------------------------------------------------------------------------------
 
-    def _decide(self, call, caller, dialed):
-        """Route and run the consent flow. Any failure: not recorded (and the reason is kept where possible)."""
+    def _decide(self, call, caller, dialed, rate_hz):
+        """Route and run the consent flow. Any failure: not recorded (and the reason is kept where possible).
+
+        Returns (process, outcome, prepared): `prepared` (see _prepare_recording) only when the outcome records
+        and the decision is committed."""
         process = self.config.processes[self.config.default_process]
+        prepared = None
         try:
             self.index.call_started(call.uuid, caller, dialed, time.time())
             customer = self.index.customer(caller)
@@ -143,8 +165,15 @@ class CallFlow:
             call.execute("answer", timeout_s=ANSWER_TIMEOUT_S)
             call.execute("set", "playback_terminators=none", timeout_s=ANSWER_TIMEOUT_S)
             port = EslConsentPort(call, process, self.prompt_seconds)
-            outcome = consent.run_consent(process, port, IndexEvidence(self.index, call.uuid, process))
-            self._consent_decided(call, process, outcome)
+            call.evidence = IndexEvidence(call.uuid, process)
+            outcome = consent.run_consent(process, port, call.evidence)
+            preparing = self._prepare_recording(call, process, rate_hz) if outcome.record else None
+            try:
+                self._consent_decided(call, process, outcome)
+            except BaseException:
+                self._drop_prepared(call, preparing)
+                raise
+            prepared = preparing
         except CallGone as exc:
             self._record_failure(call, process, _gone_outcome(exc, "consent was decided"))
             raise
@@ -158,14 +187,21 @@ class CallFlow:
                 False, "error", "the controller stopped this call before consent was decided, not recorded"))
             raise
         self.observer("consent", call, outcome=outcome, process=process)
-        return process, outcome
+        return process, outcome, prepared
 
     def _consent_decided(self, call, process, outcome):
         at = time.time()
-        call.events.write(lambda ix: ix.consent_decided(call.uuid, outcome.outcome, outcome.reason, process.name,
-                                                        self.config.config_version, at),
-                          "consent.decided", data={"outcome": outcome.outcome, "record": outcome.record,
-                                                   "reason": outcome.reason})
+        evidence = getattr(call, "evidence", None)
+
+        def decided(ix):
+            if evidence is not None:
+                evidence.write_into(ix)
+            ix.consent_decided(call.uuid, outcome.outcome, outcome.reason, process.name, self.config.config_version,
+                               at)
+        call.events.write(decided, "consent.decided", data={"outcome": outcome.outcome, "record": outcome.record,
+                                                            "reason": outcome.reason})
+        if evidence is not None:
+            evidence.committed()
 
     def _record_failure(self, call, process, outcome):
         log.warning("call %s: %s", call.uuid, outcome.reason)
@@ -176,10 +212,25 @@ class CallFlow:
 
     # -- recording ---------------------------------------------------------------------------------------------
 
-    def _start_recording(self, call, process, rate_hz):
+    def _prepare_recording(self, call, process, rate_hz):
+        """The empty recording is made ready while the decision is written, as both wait on the disk. It holds no
+        audio: FreeSWITCH is asked to record only after the decision is committed (start())."""
         recording = CallRecording(call, self.store, self.config.controller.spool_dir, rate_hz=rate_hz,
                                   process=process, tailer_factory=self.tailer_factory)
+        return recording, gevent.spawn(recording.prepare)
+
+    def _drop_prepared(self, call, prepared):
+        if prepared is None:
+            return
+        recording, job = prepared
+        job.join()
+        if job.successful():
+            self._undo(call, recording, "the consent decision was not written")
+
+    def _start_recording(self, call, process, prepared):
+        recording, job = prepared
         try:
+            job.get()  # the store's own error, if preparing failed: handled below like any unconfirmed start
             recording.start()
             at = time.time()
 

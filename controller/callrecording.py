@@ -1,6 +1,6 @@
 """One call's recording, after consent: FreeSWITCH writes the spool, the media store keeps the chunks.
 
-Start: create the recording in the store, ask FreeSWITCH to record into the spool (`uuid_record ... start`),
+Start: create the recording in the store (`prepare`, which may run while the decision is written), ask FreeSWITCH to record into the spool (`uuid_record ... start`),
 and confirm the RECORD_START event before reporting success. Anything that cannot be confirmed is undone at
 once (stop, delete chunks and spool): the call carries on unrecorded.
 """
@@ -41,6 +41,7 @@ class CallRecording:
         self.state = "none"          # none | recording | stopped | withdrawn | failed
         self.index_id = None
         self._stopped = None         # the RECORD_STOP expectation, registered before recording starts
+        self._switch_asked = False   # uuid_record start was sent: undoing must ask FreeSWITCH to stop
 
     @property
     def recording_id(self):
@@ -50,14 +51,21 @@ class CallRecording:
     def store_path(self):
         return str(self.recording.directory) if self.recording is not None else ""
 
-    def start(self):
-        """Returns once FreeSWITCH confirmed RECORD_START; raises (after undoing everything) otherwise."""
+    def prepare(self):
+        """The empty recording in the store, ready for audio: nothing of the call is in it until start()."""
         os.makedirs(os.path.dirname(self.spool_path), exist_ok=True)
         self.recording = self.store.create(self.recording_id, rate_hz=self.rate_hz, channels=2,
                                            holdback_s=self.process.hold_back_s, gap_fill=self.process.gap)
+        return self
+
+    def start(self):
+        """Returns once FreeSWITCH confirmed RECORD_START; raises (after undoing everything) otherwise."""
+        if self.recording is None:
+            self.prepare()
         try:
             started = self.call.expect(record_event("RECORD_START", self.spool_path))
             self._stopped = self.call.expect(record_event("RECORD_STOP", self.spool_path), survive_hangup=True)
+            self._switch_asked = True
             reply = self.call.api(f"uuid_record {self.call.uuid} start {self.spool_path} 0 {spool_record_vars()}",
                                   timeout_s=CONFIRM_TIMEOUT_S)
             if not reply.startswith("+OK"):
@@ -104,7 +112,8 @@ class CallRecording:
 
     def discard(self, actor, reason):
         """Delete every chunk and the spool; only a tombstone stays."""
-        self.stop_switch_recording()
+        if self._switch_asked:
+            self.stop_switch_recording()
         try:
             if self.tailer is not None:
                 self.tailer.withdraw(actor, reason)

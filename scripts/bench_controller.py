@@ -71,9 +71,15 @@ def drive(summary_path, scenario_path):
     from freeswitch.emulator.server import Emulator
     from freeswitch.emulator.session import Session
 
+    from controller.gcpacing import GcPacer
+
     logging.basicConfig(level=logging.WARNING)
     _, specs = load_scenario(scenario_path)
+    # FreeSWITCH has no garbage collector: the emulator's own collection pauses must not count as the controller's
+    # reaction time, so this process paces them as the controller does.
+    gevent.config.track_greenlet_tree = False
     emulator = Emulator("127.0.0.1", 0).start()
+    GcPacer().start()
     print("ESL %d" % emulator.esl_address[1], flush=True)
     ready, _, _ = gevent.select.select([sys.stdin], [], [], 60)
     line = sys.stdin.readline().split() if ready else []
