@@ -21,8 +21,9 @@ class AgentBehaviour:
     """How an agent's phone behaves when a bridge reaches it."""
 
     def __init__(self, extension, answer_after_s=2.0, audio=None, dtmf=(), hangup_after_s=None, reject=False,
-                 holds=()):
+                 holds=(), transfer=None):
         self.extension = extension
+        self.transfer = transfer        # (seconds after answer, seconds of consultation, colleague's AgentBehaviour)
         self.holds = list(holds)        # [(seconds after answer, seconds on hold)]: the phone's hold key
         self.answer_after_s = answer_after_s
         self.audio = audio              # callable(first_sample_since_answer, n) or None
@@ -165,6 +166,10 @@ def _schedule_agent_actions(b_session, behaviour):
         gevent.spawn(_hangup_later, b_session, answered + behaviour.hangup_after_s)
     for at_s, for_s in behaviour.holds:
         gevent.spawn(_hold_later, b_session, answered + at_s, for_s)
+    if behaviour.transfer is not None:
+        from freeswitch.emulator.transfer import attended_transfer_later  # transfer.py builds on this module
+        at_s, consult_s, colleague = behaviour.transfer
+        gevent.spawn(attended_transfer_later, b_session, answered + at_s, consult_s, colleague)
 
 
 def _hold_later(session, at_t, for_s):
@@ -226,9 +231,10 @@ def _run_bridge(session, b_session):
     bridge_headers = [("Bridge-A-Unique-ID", a.uuid), ("Bridge-B-Unique-ID", b.uuid)]
     session.fire("CHANNEL_BRIDGE", bridge_headers)
     switch.scenario_hook("bridged", session, agent=b_session)
-    while a.up and b.up:
+    while a.up and b.up and not (a.taken_over or b.taken_over):
         session.pump()
         session.wait(None)
+    # uuid_bridge (a transfer, transfer.py) may have taken a leg away: that leg is not hung up here
     for leg in (session, b_session):
         switch.media.flush(leg)
         for bug in leg.recordings.values():
@@ -238,5 +244,7 @@ def _run_bridge(session, b_session):
     a.variables.set("bridge_hangup_cause", b.hangup_cause or "NORMAL_CLEARING")
     session.fire("CHANNEL_UNBRIDGE", bridge_headers)
     switch.scenario_hook("unbridged", session, agent=b_session)
-    if b.up:
+    if a.taken_over:
+        a.set_state("CS_RESET")  # the bridge's end moves a redirected channel there; no event until it runs
+    if b.up and not b.taken_over:
         b_session.hangup(a.hangup_cause or "NORMAL_CLEARING")

@@ -106,6 +106,26 @@ class Profiles:
         channel.times["created"] = now_us
         return channel
 
+    def phone_channel(self, *, uuid, extension, dialed, a_channel):
+        """A call from an agent's phone into the switch (the consult call of a transfer), before its dialplan."""
+        name = f"sofia/{AGENT_PROFILE}/{extension}@{LOCAL_ADDR}"
+        now_us = self.switch.clock.epoch_us()
+        profile = CallerProfile(uuid=uuid, channel_name=name, direction="inbound", username=extension,
+                                caller_id_name=extension, caller_id_number=extension, destination_number=dialed,
+                                network_addr=LOCAL_ADDR, source="mod_sofia", context="default", created_us=now_us)
+        codec, rate_hz = a_channel.codec, a_channel.rate_hz
+        variables = [
+            ("direction", "inbound"), ("uuid", uuid), ("session_id", str(next(self._session_ids))),
+            ("sip_from_user", extension), ("sip_from_host", LOCAL_ADDR), ("channel_name", name),
+            ("sip_req_user", dialed), ("sip_to_user", dialed), ("sofia_profile_name", AGENT_PROFILE),
+            ("read_codec", codec), ("read_rate", str(rate_hz)), ("write_codec", codec), ("write_rate", str(rate_hz)),
+            ("dtmf_type", "rfc2833"), ("endpoint_disposition", "RECEIVED"), ("call_uuid", uuid),
+        ]
+        channel = Channel(profile=profile, direction="inbound", rate_hz=rate_hz, codec=codec, uuid=uuid,
+                          variables=variables)
+        channel.times["created"] = now_us
+        return channel
+
     def on_answer(self, channel):
         """mod_sofia sets the media variables when it answers."""
         v = channel.variables

@@ -74,11 +74,7 @@ class ScenarioRunner:
         session = Session(self.switch, channel)
         session.dialplan = dialplan(spec, self.socket_address)
         if spec.agent:
-            agent = spec.agent
-            session.agent_behaviours = {agent["extension"]: AgentBehaviour(
-                agent["extension"], answer_after_s=agent["answer_after_s"],
-                audio=audio_function(agent["audio"], audio.AGENT_MARKER_BASE_HZ, spec.rate_hz),
-                dtmf=agent["dtmf"], reject=agent["reject"], holds=agent.get("hold", ()))}
+            session.agent_behaviours = {spec.agent["extension"]: _behaviour(spec.agent, spec.rate_hz)}
         record.uuid = uuid
         record.arrived_at = clock.now()
         self._by_uuid[uuid] = record
@@ -128,6 +124,12 @@ class ScenarioRunner:
         elif kind == "dtmf_relayed":
             record.heard.append({"leg": "agent" if leg == "caller" else "caller", "what": "dtmf",
                                  "digits": info["digit"], "at_s": record.at_s(clock)})
+        elif kind == "uuid_bridged":      # a transfer: the colleague's leg is this call's agent now
+            record.agent_uuid = info["agent"].uuid
+            self._by_uuid[info["agent"].uuid] = record
+        elif kind == "transfer":
+            record.heard.append({"leg": "agent", "what": "transfer", "to": info["agent"].behaviour.extension,
+                                 "at_s": record.at_s(clock)})
         elif kind in ("hold", "unhold"):
             record.heard.append({"leg": leg, "what": kind, "at_s": record.at_s(clock)})
         elif kind == "playback":
@@ -148,3 +150,14 @@ class ScenarioRunner:
             record.hangup_cause = session.channel.hangup_cause
         elif kind == "destroyed" and leg == "caller":
             record.ended.set()
+
+
+def _behaviour(agent, rate_hz):
+    """The scenario's agent (and the colleague a transfer reaches) as the phone behaviour bridge.py drives."""
+    transfer = agent.get("transfer")
+    return AgentBehaviour(
+        agent["extension"], answer_after_s=agent["answer_after_s"],
+        audio=audio_function(agent["audio"], audio.AGENT_MARKER_BASE_HZ, rate_hz),
+        dtmf=agent["dtmf"], reject=agent["reject"], holds=agent.get("hold", ()),
+        transfer=None if transfer is None else (transfer["at_s"], transfer["consult_s"],
+                                                _behaviour(transfer["to"], rate_hz)))

@@ -12,7 +12,9 @@ A scenario is YAML:
         caller_audio: marker            # marker | silence | path to a WAV file
         caller_dtmf: [{at_s: 4.0, digits: "1"}]
         agent: {extension: "1001", answer_after_s: 2, audio: marker, dtmf: [{at_s: 20.0, digits: "*3"}],
-                hold: [{at_s: 30.0, for_s: 5}]}    # the agent's hold key: seconds after the agent answers
+                hold: [{at_s: 30.0, for_s: 5}],    # the agent's hold key: seconds after the agent answers
+                transfer: {at_s: 40, consult_s: 3, to: {extension: "1002", dtmf: [{at_s: 6, digits: "*4"}]}}}
+                # an attended transfer: hold, call the colleague, talk, transfer (times after each answers)
         hangup: {by: caller, at_s: 45}
         fallback: agents                # optional: what public.xml does after `socket` (agents | announce)
 
@@ -121,16 +123,29 @@ class CallSpec:
         _expect(self.fallback != "agents" or self.agent, f"{where}.fallback", "an agent to fall back to")
 
     @staticmethod
-    def _agent(data, where, base_dir):
+    def _agent(data, where, base_dir, transfer_allowed=True):
         if data is None:
             return None
-        keys = {"extension", "answer_after_s", "audio", "dtmf", "reject", "hold"}
+        keys = {"extension", "answer_after_s", "audio", "dtmf", "reject", "hold"} | ({"transfer"} if transfer_allowed
+                                                                                   else set())
         _expect(isinstance(data, dict) and not (set(data) - keys), where, f"a mapping of {sorted(keys)}")
         _expect(isinstance(data.get("extension"), str), f"{where}.extension", 'a quoted extension like "1001"')
         return {"extension": data["extension"], "answer_after_s": float(data.get("answer_after_s", 2)),
                 "audio": _audio(data.get("audio"), f"{where}.audio", base_dir),
                 "dtmf": _digits_list(data.get("dtmf", []), f"{where}.dtmf"), "reject": bool(data.get("reject")),
-                "hold": _holds(data.get("hold", []), f"{where}.hold")}
+                "hold": _holds(data.get("hold", []), f"{where}.hold"),
+                "transfer": _transfer(data.get("transfer"), f"{where}.transfer", base_dir)}
+
+
+def _transfer(data, where, base_dir):
+    if data is None:
+        return None
+    _expect(isinstance(data, dict) and set(data) <= {"at_s", "consult_s", "to"} and "to" in data
+            and all(isinstance(data.get(k, 0), (int, float)) and data.get(k, 0) >= 0 for k in ("at_s", "consult_s")),
+            where, "{at_s: seconds after the agent answers, consult_s: seconds talking to the colleague, "
+                   "to: {extension, ...}}")
+    return {"at_s": float(data.get("at_s", 0)), "consult_s": float(data.get("consult_s", 0)),
+            "to": CallSpec._agent(data["to"], f"{where}.to", base_dir, transfer_allowed=False)}
 
 
 def _holds(items, where):

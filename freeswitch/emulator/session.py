@@ -42,6 +42,7 @@ class Session:
         self.playing = None               # the Source currently sent to this leg, if any
         self.hangup_initiator = None      # "kill" (uuid_kill of this channel) or "remote"
         self.destroyed = gevent.event.Event()
+        self.hung_up = gevent.event.Event()
         self.holds = 0                    # listeners that keep the session from being destroyed (linger)
         self.greenlet = None
         self.dialplan = []                # [(app, arg)] run after routing
@@ -183,6 +184,7 @@ class Session:
         channel.answer_state = "hangup"
         self.hangup_initiator = initiator
         self.fire("CHANNEL_HANGUP")
+        self.hung_up.set()
         self.wakeup.set()
         if channel.peer is not None:
             peer_session = self.switch.sessions.get(channel.peer.uuid)
