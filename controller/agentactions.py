@@ -1,13 +1,16 @@
 """Agent feature codes on a live call: bindings on the agent leg, then each request authorised, carried out,
 read back, audited and confirmed to the agent alone with a tone.
 
-- `AgentCodeLink`: an inbound ESL connection of its own, subscribed to CHANNEL_APPLICATION; it hands each
-  `agent_code` event to the call that bound that agent leg (nothing else on the controller's main inbound
-  connection is disturbed, and no filter there hides other events).
+- `AgentCodeLink`: an inbound ESL connection of its own, subscribed to CHANNEL_APPLICATION and CHANNEL_BRIDGE;
+  it hands each `agent_code` event to the call that bound that agent leg, and each bridge that involves a
+  watched call to that call (nothing else on the controller's main inbound connection is disturbed, and no
+  filter there hides other events).
 - `AgentCodes`: the controller-wide part: every process's settings (checked at start-up) and the link.
-- `CallAgentCodes`: one per recorded call. It waits for CHANNEL_BRIDGE on the call's socket, binds the codes on
-  the agent leg named by `Bridge-B-Unique-ID` (again after a transfer to another agent), and runs requests one
-  at a time. The media pipeline is the single source of truth for pause, resume and cut; stop, delete and
+- `CallAgentCodes`: one per recorded call. It waits for CHANNEL_BRIDGE on the call's socket and binds the codes
+  on the agent leg named by `Bridge-B-Unique-ID`. After an attended transfer FreeSWITCH bridges the colleague's
+  leg to the caller with the colleague's leg as the A side (switch_ivr_uuid_bridge), so that CHANNEL_BRIDGE
+  never reaches the call's own socket: the link hands it over, and the codes move to the colleague's leg, who
+  then owns the call. Requests run one at a time, in order with those moves. The media pipeline is the single source of truth for pause, resume and cut; stop, delete and
   withdraw also stop FreeSWITCH's recording and wait for its RECORD_STOP.
 
 A recorder action must be confirmed within `read_back_s` (the switch's reply and events, and the pipeline's
@@ -42,7 +45,8 @@ log = logging.getLogger(__name__)
 
 DESTROYS_AUDIO = frozenset({"cut", "delete"})  # refused under legal hold, like the staff commands
 
-SUBSCRIPTIONS = ("CHANNEL_APPLICATION",)
+SUBSCRIPTIONS = ("CHANNEL_APPLICATION", "CHANNEL_BRIDGE")
+BRIDGED = "bridged"             # a mailbox item (BRIDGED, agent leg uuid): the call is bridged to that leg now
 BRIDGE_WAIT_S = 4 * 3600.0      # as long as a bridge may last
 POLL_S = 1.0
 MAILBOX_SIZE = 16               # requests waiting per call; more are dropped and counted
@@ -81,6 +85,7 @@ class AgentCodeLink:
         self.poll_s = poll_s
         self.dropped = 0
         self._mailboxes = {}
+        self._calls = {}                # call uuid -> mailbox, for bridges that involve the call
         self._stopping = gevent.event.Event()
         self._greenlet = None
 
@@ -106,6 +111,12 @@ class AgentCodeLink:
     def unregister(self, agent_uuid):
         self._mailboxes.pop(agent_uuid, None)
 
+    def watch_call(self, call_uuid, mailbox):
+        self._calls[call_uuid] = mailbox
+
+    def unwatch_call(self, call_uuid):
+        self._calls.pop(call_uuid, None)
+
     def api(self, command, timeout_s):
         return self.supervisor.client.api(command, timeout_s)
 
@@ -122,15 +133,25 @@ class AgentCodeLink:
             self.route(frame)
 
     def route(self, frame):
-        agent_uuid, value = frame.headers.get("Unique-ID"), frame.headers.get(EVENT_HEADER)
-        mailbox = self._mailboxes.get(agent_uuid)
-        if mailbox is None or value is None:
+        headers = frame.headers
+        if headers.get("Event-Name") == "CHANNEL_BRIDGE":
+            a_uuid, b_uuid = headers.get("Bridge-A-Unique-ID"), headers.get("Bridge-B-Unique-ID")
+            for call_uuid, other in ((b_uuid, a_uuid), (a_uuid, b_uuid)):
+                if call_uuid in self._calls and other:
+                    self._deliver(self._calls[call_uuid], (BRIDGED, other), call_uuid)
             return
+        agent_uuid, value = headers.get("Unique-ID"), headers.get(EVENT_HEADER)
+        mailbox = self._mailboxes.get(agent_uuid)
+        if mailbox is not None and value is not None:
+            self._deliver(mailbox, (agent_uuid, value), agent_uuid)
+
+    def _deliver(self, mailbox, item, uuid):
         try:
-            mailbox.put_nowait((agent_uuid, value))
+            mailbox.put_nowait(item)
         except gevent.queue.Full:
             self.dropped += 1
-            log.warning("agent leg %s: request dropped, %d queued already", agent_uuid, mailbox.qsize())
+            log.warning("%s: %s dropped, %d queued already", uuid, item[0] if item[0] == BRIDGED else "request",
+                        mailbox.qsize())
 
 
 class AgentCodes:
@@ -180,6 +201,7 @@ class CallAgentCodes:
         self._watcher = self._worker = None
 
     def start(self):
+        self.service.link.watch_call(self.call.uuid, self.mailbox)
         self._watcher = gevent.spawn(self._watch_bridges)
         self._worker = gevent.spawn(self._serve)
         self._watcher.name = f"agent-bridges-{self.call.uuid}"
@@ -198,6 +220,7 @@ class CallAgentCodes:
         self._worker.kill(block=False)
         for agent_uuid in self.legs:
             self.service.link.unregister(agent_uuid)
+        self.service.link.unwatch_call(self.call.uuid)
         self._bridged.cancel()
         self._switch_stop.cancel()
 
@@ -210,13 +233,22 @@ class CallAgentCodes:
                 self._bridged = self.call.expect(_is_bridge)  # a transfer bridges another agent leg
             except ESLError:
                 return
-            agent_uuid = bridged_agent_uuid(frame.headers)
-            if agent_uuid != self.agent_uuid:
-                self._attach(agent_uuid)
+            try:  # through the mailbox, so that it runs in order with the requests
+                self.mailbox.put((BRIDGED, bridged_agent_uuid(frame.headers)), timeout=COMMAND_TIMEOUT_S)
+            except gevent.queue.Full:
+                log.error("call %s: bridge to %s not handled: the request queue stays full", self.call.uuid,
+                          bridged_agent_uuid(frame.headers))
 
     def _attach(self, agent_uuid):
+        if agent_uuid == self.agent_uuid:
+            return
         previous, self.agent_uuid = self.agent_uuid, agent_uuid
-        self.legs[agent_uuid] = Actor.agent(self._extension_of(agent_uuid))
+        extension = self._extension_of(agent_uuid)
+        self.legs[agent_uuid] = Actor.agent(extension)
+        if previous is not None and extension != "unknown":
+            self.owner = extension  # transferred: the colleague's call now (pause_own)
+            log.info("call %s: transferred from agent leg %s to %s (%s)", self.call.uuid, previous, agent_uuid,
+                     extension)
         self.service.link.register(agent_uuid, self.mailbox)
         if previous is not None:
             self.service.link.unregister(previous)
@@ -250,6 +282,9 @@ class CallAgentCodes:
             if item is None:
                 continue
             agent_uuid, value = item
+            if agent_uuid == BRIDGED:
+                self._attach(value)
+                continue
             try:
                 request = parse_request(value, self.settings)
             except AgentCodeError as exc:

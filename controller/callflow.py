@@ -27,6 +27,8 @@ ANSWER_TIMEOUT_S = 10.0
 PROMPT_MARGIN_S = 10.0
 MAX_BRIDGE_S = 4 * 3600.0
 KEY_VARIABLE = "consentline_key"
+TAKEN_OVER_STATES = frozenset({"CS_RESET", "CS_HIBERNATE", "CS_SOFT_EXECUTE", "CS_CONSUME_MEDIA",
+                               "CS_EXCHANGE_MEDIA"})
 
 
 class EslConsentPort:
@@ -283,7 +285,13 @@ class CallFlow:
         try:
             if recording is not None:
                 bridged = call.expect(_bridge_of(call.uuid), survive_hangup=True)
-            call.execute("bridge", process.agent, timeout_s=MAX_BRIDGE_S)
+            done = call.execute("bridge", process.agent, timeout_s=MAX_BRIDGE_S)
+            if bridge_taken_over(done.headers):
+                # An attended transfer: the caller is bridged to a colleague now and the call goes on (recorded,
+                # withdrawable, with the codes on the colleague's leg) until someone hangs up.
+                log.info("call %s: transferred (%s)", call.uuid, done.headers.get("variable_transfer_source"))
+                self.observer("transferred", call)
+                call.wait_event(lambda frame: False, MAX_BRIDGE_S)  # ends in CallGone when the call ends
             call.hangup()  # the agent hung up: the caller does not stay on an open line
         except BaseException as exc:
             if recording is not None and not (bridged is not None and bridged.arrived) and not _hung_up(exc):
@@ -363,6 +371,13 @@ def _gone_outcome(exc, before):
 
 def _hung_up(exc):
     return isinstance(exc, CallGone) and not exc.socket_lost
+
+
+def bridge_taken_over(headers):
+    """Did the `bridge` application return because another bridge took the caller over? FreeSWITCH's
+    uuid_bridge (which an attended transfer runs) moves the channel on (CS_RESET, then into the new bridge)
+    instead of leaving it executing; a bridge that ended because the agent hung up leaves it in CS_EXECUTE."""
+    return headers.get("Channel-State") in TAKEN_OVER_STATES
 
 
 def _bridge_of(call_uuid):

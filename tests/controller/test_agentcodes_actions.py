@@ -14,7 +14,8 @@ import pytest
 
 import controller
 from controller import audit, tags
-from controller.agentactions import AgentCodeLink, AgentCodes
+from controller.agentactions import BRIDGED, AgentCodeLink, AgentCodes
+from controller.callflow import bridge_taken_over
 from controller.agentcodes import Request
 from controller.config import load_config
 from controller.eslerrors import ESLTimeout
@@ -276,3 +277,27 @@ def test_the_link_routes_by_agent_leg_and_counts_what_it_drops():
     link.unregister(AGENT_1)
     link.route(SimpleNamespace(headers={"Unique-ID": AGENT_1, "agent_code": "pause"}))
     assert mailbox.empty()
+
+
+def test_the_link_hands_a_watched_call_every_bridge_it_is_part_of():
+    """After an attended transfer the caller's leg is the B side of the colleague's bridge (uuid_bridge)."""
+    link = Link()
+    mailbox = gevent.queue.Queue(maxsize=4)
+    link.watch_call(CALLER, mailbox)
+    for a_uuid, b_uuid in ((CALLER, AGENT_1), (AGENT_2, CALLER), (AGENT_2, "someone-else")):
+        link.route(SimpleNamespace(headers={"Event-Name": "CHANNEL_BRIDGE", "Unique-ID": a_uuid,
+                                            "Bridge-A-Unique-ID": a_uuid, "Bridge-B-Unique-ID": b_uuid}))
+    assert [mailbox.get_nowait() for _ in range(mailbox.qsize())] == [(BRIDGED, AGENT_1), (BRIDGED, AGENT_2)]
+    link.unwatch_call(CALLER)
+    link.route(SimpleNamespace(headers={"Event-Name": "CHANNEL_BRIDGE", "Bridge-A-Unique-ID": AGENT_1,
+                                        "Bridge-B-Unique-ID": CALLER}))
+    assert mailbox.empty()
+
+
+@pytest.mark.parametrize("state, taken_over", [("CS_EXECUTE", False), ("CS_HANGUP", False), ("CS_RESET", True),
+                                               ("CS_HIBERNATE", True), ("CS_EXCHANGE_MEDIA", True), (None, False)])
+def test_a_bridge_taken_over_by_another_is_told_from_one_the_agent_ended(state, taken_over):
+    headers = {"Event-Name": "CHANNEL_EXECUTE_COMPLETE", "Application": "bridge"}
+    if state:
+        headers["Channel-State"] = state
+    assert bridge_taken_over(headers) is taken_over

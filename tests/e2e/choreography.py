@@ -184,7 +184,7 @@ class Stage:
             plan.moments.append(("action-failed", self.switch.clock.now()))
 
     def observe(self, kind, session, **info):
-        if kind == "agent_leg":
+        if kind in ("agent_leg", "uuid_bridged"):  # uuid_bridged: a transfer, the colleague's leg is the agent now
             self.agent_of[session.uuid] = info["agent"].uuid
             self._caller_of[info["agent"].uuid] = session.uuid
             return

@@ -10,7 +10,7 @@ import pytest
 
 from controller import audit, tags
 from controller.config import load_config
-from tests.e2e.choreography import MENU, CallPlan
+from tests.e2e.choreography import MENU, CallPlan, Hangup
 from tests.e2e.conftest import EXAMPLE_CONFIG, System
 from tests.e2e.markers import consecutive, export_sides
 
@@ -32,6 +32,7 @@ class AgentPress:
             return
         second = ctx.switch.clock.now() - session.channel.media_started_at
         ctx.plan.agent_pressed.append((self.digits, second))
+        ctx.plan.caller_second_at_agent_press.append(ctx.caller_second())
         session.receive_dtmf(self.digits, source="RTP", duration=1600)
 
 
@@ -61,6 +62,7 @@ def agent_call(agent="1001", presses=(), hangup_after_s=None):
     n = next(_counter)
     plan = CallPlan(f"codes-{n}", f"+49151{n:08d}", "+4930100100", agent=agent)
     plan.agent_pressed = []
+    plan.caller_second_at_agent_press = []
     plan.press("1", after=MENU, delay_s=2.0)
     for at_s, digits in presses:
         plan.on(BOUND, AgentPress(digits), delay_s=at_s)
@@ -245,3 +247,43 @@ def test_codes_keep_their_state_across_a_hold(system_factory):
     holds = [(h["leg"], h["what"]) for h in plan.summary["heard"] if h["what"] in ("hold", "unhold")]
     assert holds == [("agent", "hold"), ("agent", "unhold")]
     assert [r["state"] for r in system.index.recordings(call_uuid=plan.uuid)] == ["completed"]
+
+
+def test_codes_keep_their_state_across_an_attended_transfer(tmp_path):
+    """1001 pauses and tags, then transfers the caller to 1003 (hold, consult call, REFER with Replaces). The
+    pause holds across the transfer; the codes move to 1003's leg, whose call it now is: 1003 flags, resumes and
+    pauses again (pause_own), and the recording has the caller and then 1003 again only after 1003's resume.
+    1003's keys during the consult call, before the transfer, do nothing."""
+    system = agent_codes_system(tmp_path, extra_agents={"1003": "agent"})
+    system.emulator.switch.clock.set_speed(10.0)
+    try:
+        plan = agent_call("1001", [(2, "*3"), (4, "*13")])
+        plan.reactions = [r for r in plan.reactions if not isinstance(r[3], Hangup)]  # 1003 hangs up, below
+        plan.spec["agent"]["transfer"] = {"at_s": 7.0, "consult_s": 2.0, "to": {
+            "extension": "1003", "answer_after_s": 1.0, "audio": "marker", "dtmf": [{"at_s": 0.5, "digits": "*6"}]}}
+        for at_s, digits in ((1, "*2"), (3, "*4"), (9, "*3")):
+            plan.on(BOUND, AgentPress(digits), delay_s=at_s, occurrence=2)
+        plan.on(BOUND, Hangup("agent"), delay_s=12, occurrence=2)
+        system.run(plan)
+        recording = system.index.recordings(call_uuid=plan.uuid)[0]
+        sides = export_sides(system.controller.store, recording["id"], tmp_path)
+        assert outcomes(system, plan) == [("pause", "done", "1001"), ("tag", "done", "1001"),
+                                          ("flag", "done", "1003"), ("resume", "done", "1003"),
+                                          ("pause", "done", "1003")]
+        assert tags.tags_of(system.index, recording["id"]) == ["complaint"]
+        assert tags.flag_of(system.index, recording["id"])["flagged"] is True
+    finally:
+        system.close()
+    assert [h["to"] for h in plan.summary["heard"] if h["what"] == "transfer"] == ["1003"]
+    assert plan.count(BOUND) == 2 and recording["state"] == "completed"
+    assert plan.summary["hangup_cause"] == "NORMAL_CLEARING"  # the caller went when 1003 hung up
+
+    c_pause, _, _, c_resume, c_pause_again = plan.caller_second_at_agent_press
+    caller = set(sides.caller_on_left)
+    assert set(range(c_pause - 3, c_pause)) <= caller, (sorted(caller), c_pause)
+    assert not caller & set(range(c_pause + 2, c_resume - 1)), "recorded while paused, across the transfer"
+    assert set(range(c_resume + 2, c_pause_again - 1)) <= caller, (sorted(caller), c_resume, c_pause_again)
+    (_, b1_pause), _, _, (_, b2_resume), (_, b2_pause) = plan.agent_pressed
+    agent = set(sides.agent_on_right)
+    assert set(range(int(b2_resume) + 2, int(b2_pause) - 1)) <= agent, (sorted(agent), b2_resume)
+    assert max(s for s in agent if s < int(b2_resume)) <= int(b1_pause) + 1, "1001 recorded only before the pause"
