@@ -208,6 +208,16 @@ class CallAgentCodes:
         self._worker.name = f"agent-codes-{self.call.uuid}"
         return self
 
+    def bridged_to(self, agent_uuid):
+        """The call's own socket learnt of a new partner (a transfer): move the codes there unless the link's
+        CHANNEL_BRIDGE has already done so. Either source suffices; both mean the codes move even if one is lost."""
+        if agent_uuid:
+            try:
+                self.mailbox.put((BRIDGED, agent_uuid), timeout=COMMAND_TIMEOUT_S)
+            except gevent.queue.Full:
+                log.error("call %s: new agent leg %s not handled: the request queue stays full", self.call.uuid,
+                          agent_uuid)
+
     def stop(self):
         """The bridge ended: finish the requests in hand (bounded), then let go of the leg."""
         self._stopping = True

@@ -290,6 +290,8 @@ class CallFlow:
                 # An attended transfer: the caller is bridged to a colleague now and the call goes on (recorded,
                 # withdrawable, with the codes on the colleague's leg) until someone hangs up.
                 log.info("call %s: transferred (%s)", call.uuid, done.headers.get("variable_transfer_source"))
+                if codes is not None:  # uuid_bridge named the new partner before it let the bridge go
+                    codes.bridged_to(done.headers.get("variable_bridge_uuid"))
                 self.observer("transferred", call)
                 call.wait_event(lambda frame: False, MAX_BRIDGE_S)  # ends in CallGone when the call ends
             call.hangup()  # the agent hung up: the caller does not stay on an open line

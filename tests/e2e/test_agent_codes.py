@@ -249,13 +249,18 @@ def test_codes_keep_their_state_across_a_hold(system_factory):
     assert [r["state"] for r in system.index.recordings(call_uuid=plan.uuid)] == ["completed"]
 
 
-def test_codes_keep_their_state_across_an_attended_transfer(tmp_path):
+@pytest.mark.parametrize("link_sees_bridges", [True, False], ids=["link", "call-socket-only"])
+def test_codes_keep_their_state_across_an_attended_transfer(tmp_path, link_sees_bridges):
     """1001 pauses and tags, then transfers the caller to 1003 (hold, consult call, REFER with Replaces). The
     pause holds across the transfer; the codes move to 1003's leg, whose call it now is: 1003 flags, resumes and
     pauses again (pause_own), and the recording has the caller and then 1003 again only after 1003's resume.
-    1003's keys during the consult call, before the transfer, do nothing."""
+    1003's keys during the consult call, before the transfer, do nothing. The codes move even when the agent-code
+    link misses the colleague's CHANNEL_BRIDGE: the call's own socket names the new partner too."""
     system = agent_codes_system(tmp_path, extra_agents={"1003": "agent"})
     system.emulator.switch.clock.set_speed(10.0)
+    if not link_sees_bridges:
+        link, route = system.controller.agent_link, system.controller.agent_link.route
+        link.route = lambda frame: None if frame.headers.get("Event-Name") == "CHANNEL_BRIDGE" else route(frame)
     try:
         plan = agent_call("1001", [(2, "*3"), (4, "*13")])
         plan.reactions = [r for r in plan.reactions if not isinstance(r[3], Hangup)]  # 1003 hangs up, below
