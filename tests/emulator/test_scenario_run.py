@@ -152,6 +152,13 @@ BAD_SCENARIOS = [
      'calls[0].agent.extension: expected a quoted extension like "1001"'),
     ("calls: [{caller: '+4915112345678', dialed: '+4930100100', caller_audio: missing.wav}]\n",
      "calls[0].caller_audio: expected an existing WAV file (not found: missing.wav)"),
+    ("calls: [{caller: '+4915112345678', dialed: '+4930100100', agent: {extension: '1001', transfer: {at_s: -1, "
+     "to: {extension: '1002'}}}}]\n", "calls[0].agent.transfer: expected {at_s: seconds after the agent answers, "
+     "consult_s: seconds talking to the colleague, to: {extension, ...}}"),
+    ("calls: [{caller: '+4915112345678', dialed: '+4930100100', agent: {extension: '1001', transfer: {to: "
+     "{extension: '1002', transfer: {to: {extension: '1003'}}}}}}]\n",
+     "calls[0].agent.transfer.to: expected a mapping of ['answer_after_s', 'audio', 'dtmf', 'extension', 'hold', "
+     "'reject']"),
 ]
 
 
@@ -171,3 +178,12 @@ def test_a_bad_scenario_file_exits_1_from_the_installed_command(tmp_path):
     done = gevent.subprocess.run([cli, str(path)], capture_output=True, text=True, timeout=30)
     assert done.returncode == 1
     assert done.stderr.startswith(f"Error: {path}: calls[0].colour: expected one of ['agent', ")
+
+
+def test_a_transfer_in_a_scenario_names_the_colleague():
+    _, (spec,) = parse_scenario({"calls": [{"caller": "+4915112345678", "dialed": "+4930100100", "agent": {
+        "extension": "1001", "transfer": {"at_s": 5, "consult_s": 2, "to": {"extension": "1002", "dtmf": [
+            {"at_s": 4, "digits": "*4"}]}}}}]})
+    transfer = spec.agent["transfer"]
+    assert (transfer["at_s"], transfer["consult_s"]) == (5.0, 2.0)
+    assert transfer["to"]["extension"] == "1002" and transfer["to"]["dtmf"] == [(4.0, "*4")]
