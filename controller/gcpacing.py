@@ -8,8 +8,10 @@ minute, and a key pressed during one waits for it: those pauses were the whole p
 So the pacer (1) collects and freezes what start-up built (modules, configuration, prompts), which no later
 collection then walks; (2) lifts generation 2's threshold so that heap growth alone never starts a full
 collection; (3) runs one full collection every `full_every_s` from a greenlet of its own. Young collections
-(generations 0 and 1) still run as usual and take care of short-lived cycles; a call's cycles that outlive them
-wait at most `full_every_s` for the next full collection.
+(generations 0 and 1) still run on allocation and take care of short-lived cycles; generation 1 is collected
+every 3 young collections instead of 10, which keeps each of its pauses near 10 ms at 1,000 calls (about 20 ms
+with 10) for the same total work. A call's cycles that outlive them wait at most `full_every_s` for the next
+full collection.
 """
 
 import gc
@@ -22,6 +24,7 @@ log = logging.getLogger(__name__)
 
 FULL_EVERY_S = 120.0
 NEVER = 2**30        # generation 2's threshold: growth alone never starts a full collection
+MIDDLE_EVERY = 3     # young collections per middle one (CPython: 10): smaller, more frequent middle pauses
 SLOW_FULL_MS = 250.0  # a paced full collection slower than this is logged
 
 
@@ -41,8 +44,8 @@ class GcPacer:
         gc.collect()
         gc.freeze()
         self._saved_threshold = gc.get_threshold()
-        young, middle, _ = self._saved_threshold
-        gc.set_threshold(young, middle, NEVER)
+        young = self._saved_threshold[0]
+        gc.set_threshold(young, MIDDLE_EVERY, NEVER)
         self._greenlet = gevent.spawn(self._run)
         self._greenlet.name = "gc-pacer"
         return self
