@@ -49,11 +49,28 @@ def run(scenario_path, out_dir, speed=None):
     finally:
         controller.stop(drain_timeout_s=10)
         emulator.stop()
+    from controller import audit
     from controller.index import Index
     with Index(os.path.join(out_dir, "data", "consentline.db")) as index:
         calls = {c["uuid"]: c for c in index.calls()}
         recordings = {r["call_uuid"]: r for r in index.recordings()}
+        for uuid, call in calls.items():
+            call["actions"] = audit.entries(index, call_uuid=uuid)
     return summary, calls, recordings
+
+
+def agent_actions(summary, calls):
+    """(call id, "1001 pause done, transfer to 1002, 1002 resume done") for calls with agent codes or a transfer,
+    in time order (audit rows and the switch's transfers are both ordered by when they happened)."""
+    for call in summary["calls"]:
+        actions = [f"{a['actor']} {a['action']} {a['outcome']}" for a in calls.get(call["uuid"], {}).get("actions", [])]
+        transfers = [h for h in call["heard"] if h["what"] == "transfer"]
+        if transfers:  # the audit log has no times on the emulator's clock: place the transfer by who acted
+            before = [a for a in actions if a.split()[0] != transfers[0]["to"]]
+            after = [a for a in actions if a.split()[0] == transfers[0]["to"]]
+            actions = before + [f"transfer to {t['to']}" for t in transfers] + after
+        if actions:
+            yield call["id"], ", ".join(actions)
 
 
 def rows(summary, calls, recordings):
@@ -109,6 +126,11 @@ def main(argv=None):
     for call in summary["calls"]:
         row = calls.get(call["uuid"], {})
         print(f"  {call['id']:24} {row.get('consent_reason', '-')}")
+    actions = list(agent_actions(summary, calls))
+    if actions:
+        print("\nAgent feature codes (from the audit log) and transfers:")
+        for call_id, text in actions:
+            print(f"  {call_id:24} {text}")
     print(f"\nAudio bytes on disk by directory: {audio_on_disk(args.out) or 'none'}")
     print(f"Index: {os.path.abspath(os.path.join(args.out, 'data', 'consentline.db'))}  "
           f"(try: consentline calls list --data {os.path.join(args.out, 'data')})")

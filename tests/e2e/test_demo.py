@@ -22,4 +22,6 @@ def test_demo_runs_every_call_and_records_only_consented_ones(tmp_path):
     assert recording_state["de-withdraws-mid-call"] == "purged"
     assert recording_state["do-not-record-customer"] == "none"
     assert recording_state["uk-notice"] == "completed"
+    assert recording_state["de-transferred"] == "completed"
+    assert "  de-transferred           1001 pause done, transfer to 1002, 1002 resume done" in result.stdout
     assert not any((out / "spool").glob("*.raw")), "spool files must not outlive their calls"
