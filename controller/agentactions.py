@@ -1,10 +1,8 @@
 """Agent feature codes on a live call: bindings on the agent leg, then each request authorised, carried out,
 read back, audited and confirmed to the agent alone with a tone.
 
-- `AgentCodeLink`: an inbound ESL connection of its own, subscribed to CHANNEL_APPLICATION and CHANNEL_BRIDGE;
-  it hands each `agent_code` event to the call that bound that agent leg, and each bridge that involves a
-  watched call to that call (nothing else on the controller's main inbound connection is disturbed, and no
-  filter there hides other events).
+- `AgentCodeLink` (controller.agentlink) brings each `agent_code` event, and each bridge a watched call is
+  part of, to the call's mailbox.
 - `AgentCodes`: the controller-wide part: every process's settings (checked at start-up) and the link.
 - `CallAgentCodes`: one per recorded call. It waits for CHANNEL_BRIDGE on the call's socket and binds the codes
   on the agent leg named by `Bridge-B-Unique-ID`. After an attended transfer FreeSWITCH bridges the colleague's
@@ -23,21 +21,19 @@ import logging
 import time
 
 import gevent
-import gevent.event
 import gevent.queue
 
 from types import SimpleNamespace
 
 from controller import audit, tags
-from controller.agentcodes import (EVENT_HEADER, INDEX_AFTER, AgentCodeError, RecorderState, bind_commands,
-                                   bindings, bridged_agent_uuid, confirm, decide, dial_string_extension,
-                                   parse_all, parse_request, precondition, record_stop_command,
-                                   sound_command)
+from controller.agentcodes import (INDEX_AFTER, AgentCodeError, RecorderState, bind_commands, bindings,
+                                   bridged_agent_uuid, confirm, decide, dial_string_extension, parse_all,
+                                   parse_request, precondition, record_stop_command, sound_command)
 from controller.callrecording import record_event
 from controller.errors import ConsentlineError
 from controller.eslcmd import is_ok
-from controller.eslerrors import ESLError, ESLTimeout
-from controller.eslinbound import InboundSupervisor
+from controller.eslerrors import ESLError
+from controller.agentlink import BRIDGED
 from controller.permissions import Actor, authorise
 from media import MediaError
 
@@ -45,8 +41,6 @@ log = logging.getLogger(__name__)
 
 DESTROYS_AUDIO = frozenset({"cut", "delete"})  # refused under legal hold, like the staff commands
 
-SUBSCRIPTIONS = ("CHANNEL_APPLICATION", "CHANNEL_BRIDGE")
-BRIDGED = "bridged"             # a mailbox item (BRIDGED, agent leg uuid): the call is bridged to that leg now
 BRIDGE_WAIT_S = 4 * 3600.0      # as long as a bridge may last
 POLL_S = 1.0
 MAILBOX_SIZE = 16               # requests waiting per call; more are dropped and counted
@@ -75,83 +69,6 @@ def _sample_range(result):
 
 def _is_bridge(frame):
     return bridged_agent_uuid(frame.headers) is not None
-
-
-class AgentCodeLink:
-    """CHANNEL_APPLICATION events from FreeSWITCH, routed by the agent leg's Unique-ID to a call's mailbox."""
-
-    def __init__(self, supervisor, poll_s=POLL_S):
-        self.supervisor = supervisor
-        self.poll_s = poll_s
-        self.dropped = 0
-        self._mailboxes = {}
-        self._calls = {}                # call uuid -> mailbox, for bridges that involve the call
-        self._stopping = gevent.event.Event()
-        self._greenlet = None
-
-    @classmethod
-    def connect(cls, host, port, password):
-        return cls(InboundSupervisor(host, port, password, subscriptions=SUBSCRIPTIONS))
-
-    def start(self):
-        self.supervisor.start()
-        self._greenlet = gevent.spawn(self._read)
-        self._greenlet.name = "agent-code-link"
-        return self
-
-    def stop(self, timeout_s=2.0):
-        self._stopping.set()
-        if self._greenlet is not None:
-            self._greenlet.kill(block=True, timeout=timeout_s)
-        self.supervisor.stop(timeout_s)
-
-    def register(self, agent_uuid, mailbox):
-        self._mailboxes[agent_uuid] = mailbox
-
-    def unregister(self, agent_uuid):
-        self._mailboxes.pop(agent_uuid, None)
-
-    def watch_call(self, call_uuid, mailbox):
-        self._calls[call_uuid] = mailbox
-
-    def unwatch_call(self, call_uuid):
-        self._calls.pop(call_uuid, None)
-
-    def api(self, command, timeout_s):
-        return self.supervisor.client.api(command, timeout_s)
-
-    def _read(self):
-        while not self._stopping.is_set():
-            try:
-                frame = self.supervisor.client.next_event(self.poll_s)
-            except ESLTimeout:
-                continue
-            except ESLError:  # not connected (yet, or again): the supervisor reconnects and subscribes
-                self.supervisor.wait_connected(self.poll_s)
-                self._stopping.wait(0.05)
-                continue
-            self.route(frame)
-
-    def route(self, frame):
-        headers = frame.headers
-        if headers.get("Event-Name") == "CHANNEL_BRIDGE":
-            a_uuid, b_uuid = headers.get("Bridge-A-Unique-ID"), headers.get("Bridge-B-Unique-ID")
-            for call_uuid, other in ((b_uuid, a_uuid), (a_uuid, b_uuid)):
-                if call_uuid in self._calls and other:
-                    self._deliver(self._calls[call_uuid], (BRIDGED, other), call_uuid)
-            return
-        agent_uuid, value = headers.get("Unique-ID"), headers.get(EVENT_HEADER)
-        mailbox = self._mailboxes.get(agent_uuid)
-        if mailbox is not None and value is not None:
-            self._deliver(mailbox, (agent_uuid, value), agent_uuid)
-
-    def _deliver(self, mailbox, item, uuid):
-        try:
-            mailbox.put_nowait(item)
-        except gevent.queue.Full:
-            self.dropped += 1
-            log.warning("%s: %s dropped, %d queued already", uuid, item[0] if item[0] == BRIDGED else "request",
-                        mailbox.qsize())
 
 
 class AgentCodes:

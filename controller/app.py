@@ -7,7 +7,8 @@ import os
 import gevent
 import soundfile
 
-from controller.agentactions import AgentCodeLink, AgentCodes
+from controller.agentactions import AgentCodes
+from controller.agentlink import AgentCodeLink
 from controller.callflow import CallFlow
 from controller.eslinbound import InboundSupervisor
 from controller.helpdesk import parse_helpdesk

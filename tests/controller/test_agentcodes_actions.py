@@ -14,7 +14,8 @@ import pytest
 
 import controller
 from controller import audit, tags
-from controller.agentactions import BRIDGED, AgentCodeLink, AgentCodes
+from controller.agentactions import AgentCodes
+from controller.agentlink import BRIDGED, AgentCodeLink
 from controller.callflow import bridge_taken_over
 from controller.agentcodes import Request
 from controller.config import load_config
