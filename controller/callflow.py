@@ -99,16 +99,19 @@ class IndexEvidence:
     def prompt_played(self, prompt_id):
         self.pending.append(("prompt", time.time(), (prompt_id, self.process.prompts[prompt_id].sha256)))
 
+    def prompt_cut_short(self, prompt_id):
+        self.pending.append(("prompt-cut-short", time.time(), (prompt_id, self.process.prompts[prompt_id].sha256)))
+
     def key_pressed(self, key):
         self.pending.append(("digit", time.time(), (key,)))
 
     def write_into(self, index):
         """In the decision's transaction; `committed()` after it commits (a rolled-back try keeps them)."""
         for kind, at, fields in self.pending:
-            if kind == "prompt":
-                index.evidence_prompt(self.call_uuid, *fields, at)
-            else:
+            if kind == "digit":
                 index.evidence_digit(self.call_uuid, *fields, at)
+            else:
+                index.evidence_prompt(self.call_uuid, *fields, at, cut_short=kind == "prompt-cut-short")
 
     def committed(self):
         self.pending.clear()

@@ -41,6 +41,9 @@ class ConsentPort(Protocol):
 class EvidenceSink(Protocol):
     def prompt_played(self, prompt_id: str) -> None: ...
 
+    def prompt_cut_short(self, prompt_id: str) -> None:
+        """The flow ended inside the prompt (hangup, lost socket, timeout): the caller may have heard part."""
+
     def key_pressed(self, key: str) -> None: ...
 
 
@@ -58,16 +61,25 @@ class PlayNotice:
         self.prompt_id = prompt_id
 
     def run(self, port, evidence, process):
-        completed = port.play(self.prompt_id)
+        completed = _prompting(evidence, self.prompt_id, port.play)
         evidence.prompt_played(self.prompt_id)
         if not completed:
             return Outcome(False, NOTICE_CUT_SHORT, f"the {self.prompt_id} prompt did not play to the end")
         return Outcome(True, NOTICE_PLAYED, f"the {self.prompt_id} prompt played in full")
 
 
+def _prompting(evidence, prompt_id, play, *args):
+    """Run a prompt; if the flow ends inside it, the evidence says it was started and cut short."""
+    try:
+        return play(prompt_id, *args)
+    except BaseException:
+        evidence.prompt_cut_short(prompt_id)
+        raise
+
+
 def _ask(port, evidence, prompt_id, settings):
     """Play the prompt, read one key; the prompt and the key (if any) go into the evidence."""
-    answer = port.ask(prompt_id, settings.timeout_s, settings.attempts)
+    answer = _prompting(evidence, prompt_id, port.ask, settings.timeout_s, settings.attempts)
     evidence.prompt_played(prompt_id)
     if answer.key is not None:
         evidence.key_pressed(answer.key)

@@ -271,9 +271,12 @@ class Index:
                 "process": data["process"], "pack": data["pack"], "config_version": data["config_version"],
                 "routing_conflict": int(bool(data["conflict"])), "routing": json.dumps(data, sort_keys=True)})
 
-    def evidence_prompt(self, call_uuid: str, prompt_id: str, sha256: str, at: Timestamp | None = None) -> None:
+    def evidence_prompt(self, call_uuid: str, prompt_id: str, sha256: str, at: Timestamp | None = None,
+                        cut_short: bool = False) -> None:
+        """A prompt played to the caller; `cut_short`: the flow ended inside it (kind `prompt-cut-short`)."""
+        kind = "prompt-cut-short" if cut_short else "prompt"
         with self._transaction(f"evidence_prompt {call_uuid}") as db:
-            self._add_evidence(db, call_uuid, "prompt", at, prompt_id=prompt_id, sha256=sha256)
+            self._add_evidence(db, call_uuid, kind, at, prompt_id=prompt_id, sha256=sha256)
 
     def evidence_digit(self, call_uuid: str, digit: str, at: Timestamp | None = None) -> None:
         with self._transaction(f"evidence_digit {call_uuid}") as db:

@@ -38,6 +38,9 @@ class Evidence:
     def key_pressed(self, key):
         self.items.append(("key", key))
 
+    def prompt_cut_short(self, prompt_id):
+        self.items.append(("cut-short", prompt_id))
+
 
 @pytest.fixture(scope="module")
 def config():
@@ -104,3 +107,18 @@ def test_withdrawal_code_matches_within_the_inter_digit_timeout():
     assert not matcher.feed("9", 14.0), "too slow: starts over"
     assert not matcher.feed("1", 20.0) and not matcher.feed("*", 20.5)
     assert matcher.feed("9", 21.0), "a code after other digits still matches"
+
+
+class CallGoneInside(ScriptedCaller):
+    def play(self, prompt_id):
+        raise ConnectionError("the caller hung up")
+
+    ask = lambda self, prompt_id, timeout_s, attempts: self.play(prompt_id)  # noqa: E731
+
+
+@pytest.mark.parametrize("process, prompt_id", [("de", "consent"), ("uk", "notice"), ("de-optout", "optout")])
+def test_a_flow_that_ends_inside_a_prompt_says_so_in_the_evidence(config, process, prompt_id):
+    evidence = Evidence()
+    with pytest.raises(ConnectionError):
+        consent.run_consent(config.processes[process], CallGoneInside(), evidence)
+    assert evidence.items == [("cut-short", prompt_id)]
