@@ -8,8 +8,9 @@ read back, audited and confirmed to the agent alone with a tone.
   on the agent leg named by `Bridge-B-Unique-ID`. After an attended transfer FreeSWITCH bridges the colleague's
   leg to the caller with the colleague's leg as the A side (switch_ivr_uuid_bridge), so that CHANNEL_BRIDGE
   never reaches the call's own socket: the link hands it over, and the codes move to the colleague's leg, who
-  then owns the call. Requests run one at a time, in order with those moves. The media pipeline is the single source of truth for pause, resume and cut; stop, delete and
-  withdraw also stop FreeSWITCH's recording and wait for its RECORD_STOP.
+  then owns the call. Requests run one at a time, in order with those moves. The media pipeline is the single
+  source of truth for pause, resume and cut; stop, delete and withdraw also stop FreeSWITCH's recording and
+  wait for its RECORD_STOP.
 
 A recorder action must be confirmed within `read_back_s` (the switch's reply and events, and the pipeline's
 state read back); otherwise the call fails closed (`mask`, `stop` or `hangup`) with an alert in the log and the

@@ -27,7 +27,7 @@ ANSWER_TIMEOUT_S = 10.0
 PROMPT_MARGIN_S = 10.0
 MAX_BRIDGE_S = 4 * 3600.0
 KEY_VARIABLE = "consentline_key"
-TAKEN_OVER_STATES = frozenset({"CS_RESET", "CS_HIBERNATE", "CS_SOFT_EXECUTE", "CS_CONSUME_MEDIA",
+TAKEN_OVER_STATES = frozenset({"CS_ROUTING", "CS_RESET", "CS_HIBERNATE", "CS_SOFT_EXECUTE", "CS_CONSUME_MEDIA",
                                "CS_EXCHANGE_MEDIA"})
 
 
@@ -290,7 +290,7 @@ class CallFlow:
                 bridged = call.expect(_bridge_of(call.uuid), survive_hangup=True)
             done = call.execute("bridge", process.agent, timeout_s=MAX_BRIDGE_S)
             if bridge_taken_over(done.headers):
-                # An attended transfer: the caller is bridged to a colleague now and the call goes on (recorded,
+                # A transfer: the caller is (or is being) bridged to a colleague and the call goes on (recorded,
                 # withdrawable, with the codes on the colleague's leg) until someone hangs up.
                 log.info("call %s: transferred (%s)", call.uuid, done.headers.get("variable_transfer_source"))
                 if codes is not None:  # uuid_bridge named the new partner before it let the bridge go
@@ -379,9 +379,10 @@ def _hung_up(exc):
 
 
 def bridge_taken_over(headers):
-    """Did the `bridge` application return because another bridge took the caller over? FreeSWITCH's
-    uuid_bridge (which an attended transfer runs) moves the channel on (CS_RESET, then into the new bridge)
-    instead of leaving it executing; a bridge that ended because the agent hung up leaves it in CS_EXECUTE."""
+    """Did the `bridge` application return because a transfer took the caller over? FreeSWITCH's uuid_bridge
+    (an attended transfer) moves the channel to CS_RESET and into the new bridge, a blind transfer
+    (switch_ivr_session_transfer) to CS_ROUTING and the agents' context; a bridge that ended because the agent
+    hung up leaves it in CS_EXECUTE."""
     return headers.get("Channel-State") in TAKEN_OVER_STATES
 
 

@@ -1,7 +1,8 @@
 """One call's recording, after consent: FreeSWITCH writes the spool, the media store keeps the chunks.
 
-Start: create the recording in the store (`prepare`, which may run while the decision is written), ask FreeSWITCH to record into the spool (`uuid_record ... start`),
-and confirm the RECORD_START event before reporting success. Anything that cannot be confirmed is undone at
+Start: create the recording in the store (`prepare`, which may run while the decision is written), ask
+FreeSWITCH to record into the spool (`uuid_record ... start`), and confirm the RECORD_START event before
+reporting success. Anything that cannot be confirmed is undone at
 once (stop, delete chunks and spool): the call carries on unrecorded.
 """
 

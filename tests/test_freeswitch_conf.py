@@ -485,6 +485,7 @@ def test_public_hands_every_number_to_the_controller(doc, gvars, destination):
     assert set_value(before, "RECORD_STEREO") == "true"
     assert set_value(before, "hangup_after_bridge") == "false"
     assert set_value(before, "continue_on_fail") == "true"
+    assert set_value(before, "force_transfer_context") == "default", "a blind transfer must not come back here"
 
 
 @pytest.mark.parametrize("destination", NOT_NUMBERS)

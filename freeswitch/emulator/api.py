@@ -5,7 +5,7 @@ import logging
 
 from freeswitch.emulator.bridge import set_hold
 from freeswitch.emulator.recording import find_bugs, parse_recording_vars, start_recording
-from freeswitch.emulator.transfer import uuid_bridge_api
+from freeswitch.emulator.transfer import uuid_bridge_api, uuid_transfer_api
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ class ApiCommands:
             "uuid_send_dtmf": self.uuid_send_dtmf, "uuid_recv_dtmf": self.uuid_recv_dtmf, "show": self.show,
             "hupall": self.hupall, "originate": self.originate, "uuid_hold": self.uuid_hold,
             "uuid_bridge": lambda arg: uuid_bridge_api(self.switch, arg),
+            "uuid_transfer": lambda arg: uuid_transfer_api(self.switch, arg),
         }
 
     def execute(self, command_line, listener=None) -> str:

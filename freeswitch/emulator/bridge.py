@@ -23,7 +23,8 @@ class AgentBehaviour:
     def __init__(self, extension, answer_after_s=2.0, audio=None, dtmf=(), hangup_after_s=None, reject=False,
                  holds=(), transfer=None):
         self.extension = extension
-        self.transfer = transfer        # (seconds after answer, seconds of consultation, colleague's AgentBehaviour)
+        self.transfer = transfer        # (seconds after answer, seconds of consultation or None for a blind
+        #                                 transfer, the colleague's AgentBehaviour)
         self.holds = list(holds)        # [(seconds after answer, seconds on hold)]: the phone's hold key
         self.answer_after_s = answer_after_s
         self.audio = audio              # callable(first_sample_since_answer, n) or None
@@ -167,9 +168,12 @@ def _schedule_agent_actions(b_session, behaviour):
     for at_s, for_s in behaviour.holds:
         gevent.spawn(_hold_later, b_session, answered + at_s, for_s)
     if behaviour.transfer is not None:
-        from freeswitch.emulator.transfer import attended_transfer_later  # transfer.py builds on this module
+        from freeswitch.emulator.transfer import attended_transfer_later, blind_transfer_later  # builds on this
         at_s, consult_s, colleague = behaviour.transfer
-        gevent.spawn(attended_transfer_later, b_session, answered + at_s, consult_s, colleague)
+        if consult_s is None:
+            gevent.spawn(blind_transfer_later, b_session, answered + at_s, colleague)
+        else:
+            gevent.spawn(attended_transfer_later, b_session, answered + at_s, consult_s, colleague)
 
 
 def _hold_later(session, at_t, for_s):
@@ -244,7 +248,7 @@ def _run_bridge(session, b_session):
     a.variables.set("bridge_hangup_cause", b.hangup_cause or "NORMAL_CLEARING")
     session.fire("CHANNEL_UNBRIDGE", bridge_headers)
     switch.scenario_hook("unbridged", session, agent=b_session)
-    if a.taken_over:
+    if a.taken_over and a.transfer_to is None:
         a.set_state("CS_RESET")  # the bridge's end moves a redirected channel there; no event until it runs
     if b.up and not b.taken_over:
         b_session.hangup(a.hangup_cause or "NORMAL_CLEARING")

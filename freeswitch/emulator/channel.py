@@ -134,7 +134,8 @@ class Channel:
         self.media_started_at = None   # virtual seconds: answer or early media, whichever came first
         self.hungup_at = None          # virtual seconds: media ends here
         self.held = False              # on hold: this leg's party says nothing to the other side
-        self.taken_over = False        # uuid_bridge is taking this leg out of what it does (a transfer)
+        self.taken_over = False        # uuid_bridge or a transfer is taking this leg out of what it does
+        self.transfer_to = None        # (destination, context) of a pending switch_ivr_session_transfer
         self.audio = None              # callable(first_sample_since_answer, n) -> int16 array: what this leg says
 
     @property

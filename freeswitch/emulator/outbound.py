@@ -64,9 +64,9 @@ def app_socket(session, arg):
 def _park_while_controlled(session):
     """switch_ivr_park: read media (DTMF events), run queued commands, until hangup or the socket goes."""
     session.fire("CHANNEL_PARK")
-    while session.channel.up and (session.controlled or session.orphaned):
+    while session.channel.up and (session.controlled or session.orphaned) and not session.channel.transfer_to:
         session.pump()
-        if not (session.controlled or session.orphaned):
-            break  # the socket went while a nested app ran (its wake-up was used up there)
+        if not (session.controlled or session.orphaned) or session.channel.transfer_to:
+            break  # the socket went (or a transfer came) while a nested app ran (its wake-up was used up there)
         session.wait(None)
     session.fire("CHANNEL_UNPARK")

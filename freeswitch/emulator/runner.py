@@ -128,7 +128,7 @@ class ScenarioRunner:
             record.agent_uuid = info["agent"].uuid
             self._by_uuid[info["agent"].uuid] = record
         elif kind == "transfer":
-            record.heard.append({"leg": "agent", "what": "transfer", "to": info["agent"].behaviour.extension,
+            record.heard.append({"leg": "agent", "what": "transfer", "to": info["to"], "how": info["how"],
                                  "at_s": record.at_s(clock)})
         elif kind in ("hold", "unhold"):
             record.heard.append({"leg": leg, "what": kind, "at_s": record.at_s(clock)})

@@ -14,7 +14,8 @@ A scenario is YAML:
         agent: {extension: "1001", answer_after_s: 2, audio: marker, dtmf: [{at_s: 20.0, digits: "*3"}],
                 hold: [{at_s: 30.0, for_s: 5}],    # the agent's hold key: seconds after the agent answers
                 transfer: {at_s: 40, consult_s: 3, to: {extension: "1002", dtmf: [{at_s: 6, digits: "*4"}]}}}
-                # an attended transfer: hold, call the colleague, talk, transfer (times after each answers)
+                # an attended transfer: hold, call the colleague, talk, transfer (times after each answers);
+                # `blind: true` instead of consult_s: REFER without Replaces, the caller goes to the extension
         hangup: {by: caller, at_s: 45}
         fallback: agents                # optional: what public.xml does after `socket` (agents | announce)
 
@@ -140,11 +141,13 @@ class CallSpec:
 def _transfer(data, where, base_dir):
     if data is None:
         return None
-    _expect(isinstance(data, dict) and set(data) <= {"at_s", "consult_s", "to"} and "to" in data
-            and all(isinstance(data.get(k, 0), (int, float)) and data.get(k, 0) >= 0 for k in ("at_s", "consult_s")),
-            where, "{at_s: seconds after the agent answers, consult_s: seconds talking to the colleague, "
-                   "to: {extension, ...}}")
-    return {"at_s": float(data.get("at_s", 0)), "consult_s": float(data.get("consult_s", 0)),
+    _expect(isinstance(data, dict) and set(data) <= {"at_s", "consult_s", "blind", "to"} and "to" in data
+            and all(isinstance(data.get(k, 0), (int, float)) and data.get(k, 0) >= 0 for k in ("at_s", "consult_s"))
+            and isinstance(data.get("blind", False), bool) and not (data.get("blind") and "consult_s" in data),
+            where, "{at_s: seconds after the agent answers, consult_s: seconds talking to the colleague "
+                   "(or blind: true, no consultation), to: {extension, ...}}")
+    return {"at_s": float(data.get("at_s", 0)),
+            "consult_s": None if data.get("blind") else float(data.get("consult_s", 0)),
             "to": CallSpec._agent(data["to"], f"{where}.to", base_dir, transfer_allowed=False)}
 
 
@@ -160,12 +163,13 @@ def _holds(items, where):
 
 
 def dialplan(spec, socket_address):
-    """The trunk call's dialplan: the socket app, then (with `fallback`) the unrecorded path of public.xml."""
+    """The trunk call's dialplan, as public.xml: the socket app, then (with `fallback`) the unrecorded path."""
     socket = ("socket", f"{socket_address} async full")
+    transfers = ("set", "force_transfer_context=default")  # a blind transfer goes to the agents' extensions
     if spec.fallback is None:
-        return [socket]
+        return [transfers, socket]
     steps = [("set", "RECORD_STEREO=true"), ("set", "hangup_after_bridge=false"), ("set", "continue_on_fail=true"),
-             socket,
+             transfers, socket,
              ("set", "consentline_fallback_used=true"), ("stop_record_session", "all"),
              ("set", "hangup_after_bridge=true")]
     if spec.fallback == "agents":

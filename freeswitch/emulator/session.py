@@ -100,15 +100,31 @@ class Session:
     def _route_and_execute(self):
         self.fire("CHANNEL_CREATE")
         self.set_call_state("RINGING")   # the trunk's INVITE is ringing us
-        self.set_state("CS_ROUTING")
-        self.set_state("CS_EXECUTE")
-        for app, arg in self.dialplan:
+        dialplan = self.dialplan
+        while True:
+            self.set_state("CS_ROUTING")
+            self.set_state("CS_EXECUTE")
+            for app, arg in dialplan:
+                if not self.channel.up or self.channel.transfer_to:
+                    break
+                self.execute(app, arg)
             if not self.channel.up:
                 return
-            self.execute(app, arg)
+            if not self.channel.transfer_to:
+                break
+            dialplan = self._route_transfer()
         if self.channel.up:
             log.debug("%s executed the last dialplan instruction, hanging up", self.channel.name)
             self.hangup("NORMAL_CLEARING")
+
+    def _route_transfer(self):
+        """switch_ivr_session_transfer took effect: the dialplan of the new destination and context."""
+        destination, context = self.channel.transfer_to
+        self.channel.transfer_to = None
+        self.channel.taken_over = False
+        self.channel.profile.destination_number = destination
+        self.channel.profile.context = context
+        return self.switch.dialplan_for(self, context, destination)
 
     def _report_and_destroy(self):
         channel = self.channel

@@ -208,6 +208,14 @@ class Switch:
         elif call_command == "unicast" or call_command == "nomedia" or call_command == "xferext":
             log.info("sendmsg %s is accepted but not emulated", call_command)
 
+    def dialplan_for(self, session, context, destination):
+        """What a transferred channel runs: context `default` as freeswitch/conf's agent extensions; any other
+        context (`public`) the channel's own dialplan again, socket app and all."""
+        if context == "default":
+            from freeswitch.emulator.transfer import agent_extension  # transfer.py builds on the session module
+            return agent_extension(self, session, destination)
+        return session.dialplan
+
     def expand(self, session, text):
         """Channel-variable expansion of ${name}; an unknown variable expands to nothing."""
         if "${" not in text:

@@ -1,7 +1,17 @@
-"""Attended transfer, as mod_sofia carries it out, and the `uuid_bridge` API it shares its core with.
+"""Transfers, as mod_sofia carries them out, and the `uuid_bridge` and `uuid_transfer` APIs that share their core.
 
-No captured trace holds a transfer: this follows FreeSWITCH 1.10's code (sofia.c, REFER with Replaces;
-switch_ivr_bridge.c, switch_ivr_uuid_bridge and switch_ivr_multi_threaded_bridge).
+No captured trace holds a transfer: this follows FreeSWITCH 1.10's code (sofia.c, REFER with and without
+Replaces; switch_ivr_bridge.c, switch_ivr_uuid_bridge and switch_ivr_multi_threaded_bridge; switch_ivr.c,
+switch_ivr_session_transfer).
+
+**Blind transfer** (REFER without Replaces, or `uuid_transfer`): switch_ivr_session_transfer sends the caller's
+channel to the destination in the context named by its `force_transfer_context` (else its own). The channel
+moves to CS_ROUTING at once: its `bridge` returns (Channel-State CS_ROUTING, transfer_source `...:bl_xfer:...`),
+the agent leg is hung up, the socket app's park ends, and the new context's dialplan runs (the outbound socket
+stays attached and keeps receiving the channel's events). `default` rings the agent extension, as
+freeswitch/conf's dialplan/default.xml does.
+
+**Attended transfer:**
 
 The agent puts the caller on hold and calls a colleague from the same phone (the consult call: an inbound leg
 from the phone, bridged to the colleague's leg). Transferring sends REFER with Replaces on the first call;
@@ -28,6 +38,7 @@ from freeswitch.emulator.session import Session
 log = logging.getLogger(__name__)
 
 USAGE = "-USAGE: <uuid> <other_uuid>\n"
+TRANSFER_USAGE = "-USAGE: <uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]\n"
 UNWIND_TIMEOUT_S = 5.0          # real seconds for a leg's previous bridge to let go of it
 CONSULT_ANSWER_TIMEOUT_S = 60.0
 
@@ -41,6 +52,62 @@ def uuid_bridge_api(switch, arg):
         if uuid_bridge(switch, tokens[0], other):
             return f"+OK {other}\n"
     return "-ERR Invalid uuid\n"
+
+
+def uuid_transfer_api(switch, arg):
+    """`uuid_transfer <uuid> [-bleg] <dest> [<dialplan>] [<context>]` (`-both` is not emulated)."""
+    tokens = arg.split()
+    bleg = len(tokens) > 1 and tokens[1] == "-bleg"
+    if bleg:
+        del tokens[1]
+    if len(tokens) < 2 or tokens[1].startswith("-"):
+        return TRANSFER_USAGE
+    session = switch.sessions.get(tokens[0])
+    if session is not None and bleg:
+        peer = session.channel.peer
+        session = switch.sessions.get(peer.uuid) if peer is not None else None
+    context = tokens[3] if len(tokens) > 3 else None
+    if session is None or not session_transfer(session, tokens[1], context=context):
+        return "-ERR No such channel!\n"
+    return "+OK\n"
+
+
+def session_transfer(session, destination, context=None):
+    """switch_ivr_session_transfer: take the channel out of what it does and route it to `destination`."""
+    channel, switch = session.channel, session.switch
+    if not channel.up:
+        return False
+    context = context or channel.variables.get("force_transfer_context") or channel.profile.context
+    channel.transfer_to = (destination, context)
+    channel.taken_over = True
+    channel.set_state("CS_ROUTING")  # at once; the CHANNEL_STATE event comes when the state machine gets there
+    source = f"{int(switch.clock.epoch_us() // 1_000_000)}:{session.uuid}:bl_xfer:{destination}/{context}/XML"
+    channel.variables.set("transfer_source", source)
+    channel.variables.set("transfer_history", source)
+    session.wakeup.set()
+    if channel.peer is not None and channel.peer.uuid in switch.sessions:
+        switch.sessions[channel.peer.uuid].wakeup.set()
+    return True
+
+
+def agent_extension(switch, session, destination):
+    """dialplan/default.xml: an agent's extension rings that phone, anything else is unallocated."""
+    if destination not in switch.users and destination not in getattr(session, "agent_behaviours", {}):
+        return [("hangup", "UNALLOCATED_NUMBER")]
+    return [("set", "hangup_after_bridge=true"), ("set", "call_timeout=30"), ("bridge", f"user/{destination}")]
+
+
+def blind_transfer_later(agent_session, at_t, target):
+    """The agent's phone, at `at_t`: REFER without Replaces, the caller to `target` (an AgentBehaviour)."""
+    switch = agent_session.switch
+    switch.clock.sleep_until(at_t)
+    caller_channel = agent_session.channel.peer
+    if not agent_session.channel.up or caller_channel is None or caller_channel.uuid not in switch.sessions:
+        return
+    caller = switch.sessions[caller_channel.uuid]
+    caller.agent_behaviours = dict(getattr(caller, "agent_behaviours", {}), **{target.extension: target})
+    switch.scenario_hook("transfer", caller, to=target.extension, how="blind")
+    session_transfer(caller, target.extension)
 
 
 def uuid_bridge(switch, originator_uuid, originatee_uuid):
@@ -132,7 +199,8 @@ def attended_transfer_later(agent_session, at_t, consult_s, target):
     caller_channel = agent_session.channel.peer
     if caller_channel is None or not colleague.channel.up or not agent_session.channel.up:
         return
-    switch.scenario_hook("transfer", switch.sessions[caller_channel.uuid], agent=colleague)
+    switch.scenario_hook("transfer", switch.sessions[caller_channel.uuid], to=colleague.behaviour.extension,
+                         how="attended")
     if uuid_bridge(switch, colleague.uuid, caller_channel.uuid):
         consult.hangup("ATTENDED_TRANSFER")
         consult.channel.variables.set("endpoint_disposition", "ATTENDED_TRANSFER")

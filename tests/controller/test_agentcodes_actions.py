@@ -295,8 +295,9 @@ def test_the_link_hands_a_watched_call_every_bridge_it_is_part_of():
     assert mailbox.empty()
 
 
-@pytest.mark.parametrize("state, taken_over", [("CS_EXECUTE", False), ("CS_HANGUP", False), ("CS_RESET", True),
-                                               ("CS_HIBERNATE", True), ("CS_EXCHANGE_MEDIA", True), (None, False)])
+@pytest.mark.parametrize("state, taken_over", [
+    ("CS_EXECUTE", False), ("CS_HANGUP", False), ("CS_RESET", True), ("CS_ROUTING", True), ("CS_HIBERNATE", True),
+    ("CS_EXCHANGE_MEDIA", True), (None, False)])
 def test_a_bridge_taken_over_by_another_is_told_from_one_the_agent_ended(state, taken_over):
     headers = {"Event-Name": "CHANNEL_EXECUTE_COMPLETE", "Application": "bridge"}
     if state:

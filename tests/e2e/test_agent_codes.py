@@ -292,3 +292,28 @@ def test_codes_keep_their_state_across_an_attended_transfer(tmp_path, link_sees_
     agent = set(sides.agent_on_right)
     assert set(range(int(b2_resume) + 2, int(b2_pause) - 1)) <= agent, (sorted(agent), b2_resume)
     assert max(s for s in agent if s < int(b2_resume)) <= int(b1_pause) + 1, "1001 recorded only before the pause"
+
+
+def test_codes_follow_a_blind_transfer_and_the_call_is_not_handed_over_twice(tmp_path):
+    """1001 pauses and blind-transfers the caller to 1002 (REFER without Replaces). public.xml's
+    force_transfer_context sends the caller to the agents' extensions, so the controller keeps its one flow: the
+    recording stays paused until 1002 resumes, and the caller goes when 1002 hangs up."""
+    system = agent_codes_system(tmp_path)
+    try:
+        plan = agent_call("1001", [(2, "*3")])
+        plan.reactions = [r for r in plan.reactions if not isinstance(r[3], Hangup)]
+        plan.spec["agent"]["transfer"] = {"at_s": 5.0, "blind": True, "to": {
+            "extension": "1002", "answer_after_s": 1.0, "audio": "marker"}}
+        plan.on(BOUND, AgentPress("*4"), delay_s=2, occurrence=2)
+        plan.on(BOUND, Hangup("agent"), delay_s=5, occurrence=2)
+        system.run(plan)
+        assert outcomes(system, plan) == [("pause", "done", "1001"), ("resume", "done", "1002")]
+        evidence = system.index.evidence(plan.uuid)
+        assert [e["kind"] for e in evidence].count("outcome") == 1, "one consent flow for the call"
+        (recording,) = system.index.recordings(call_uuid=plan.uuid)
+        assert recording["state"] == "completed"
+    finally:
+        system.close()
+    assert [(h["to"], h["how"]) for h in plan.summary["heard"] if h["what"] == "transfer"] == [("1002", "blind")]
+    assert plan.count("app:socket") == 1 and plan.count(BOUND) == 2
+    assert plan.summary["hangup_cause"] == "NORMAL_CLEARING"

@@ -67,7 +67,7 @@ def test_every_call_ends_and_is_listed_with_its_fields(run):
         pressed = spec["caller_dtmf"][0]["digits"]
         assert [d["digits"] for d in entry["dtmf"] if d["leg"] == "caller"] == [pressed]
         names = [a["name"] for a in entry["applications"]]
-        assert names[:3] == ["socket", "answer", "play_and_get_digits"] and "bridge" in names
+        assert names[:4] == ["set", "socket", "answer", "play_and_get_digits"] and "bridge" in names
         assert ("record_session" in names) == (pressed == "1")
         if pressed == "1":
             (rec,) = entry["recordings"]
@@ -154,7 +154,7 @@ BAD_SCENARIOS = [
      "calls[0].caller_audio: expected an existing WAV file (not found: missing.wav)"),
     ("calls: [{caller: '+4915112345678', dialed: '+4930100100', agent: {extension: '1001', transfer: {at_s: -1, "
      "to: {extension: '1002'}}}}]\n", "calls[0].agent.transfer: expected {at_s: seconds after the agent answers, "
-     "consult_s: seconds talking to the colleague, to: {extension, ...}}"),
+     "consult_s: seconds talking to the colleague (or blind: true, no consultation), to: {extension, ...}}"),
     ("calls: [{caller: '+4915112345678', dialed: '+4930100100', agent: {extension: '1001', transfer: {to: "
      "{extension: '1002', transfer: {to: {extension: '1003'}}}}}}]\n",
      "calls[0].agent.transfer.to: expected a mapping of ['answer_after_s', 'audio', 'dtmf', 'extension', 'hold', "

@@ -74,7 +74,7 @@ def test_hanging_up_in_the_menu_ends_the_call_unrecorded(tmp_path):
     summary, results = run_calls(tmp_path, [call("gone", hangup_at_s=0.8), call("agent-ends", "1", 6.0, "agent")])
     gone = results[summary["gone"]["uuid"]]
     assert gone["error"] is None and gone["digits"] is None and gone["recording"] is None
-    assert [a["name"] for a in summary["gone"]["applications"]] == ["socket", "answer", "play_and_get_digits"]
+    assert [a["name"] for a in summary["gone"]["applications"]] == ["set", "socket", "answer", "play_and_get_digits"]
     ended_by_agent = results[summary["agent-ends"]["uuid"]]
     assert ended_by_agent["error"] is None
     assert [a["name"] for a in summary["agent-ends"]["applications"]][-1] == "hangup"

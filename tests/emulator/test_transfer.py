@@ -24,7 +24,7 @@ def _marker(start, n):
 @pytest.fixture
 def bridged(emulator, controller_socket):
     """A trunk call answered and bridged to agent 1001, with an inbound socket watching every CHANNEL_BRIDGE."""
-    agents = {"1001": AgentBehaviour("1001", answer_after_s=0.5, audio=_marker)}
+    agents = {ext: AgentBehaviour(ext, answer_after_s=0.5, audio=_marker) for ext in ("1001", "1002")}
     session, peer = outbound_call(emulator, controller_socket, agents=agents)
     watcher = inbound(emulator)
     watcher.reply("event plain CHANNEL_BRIDGE CHANNEL_UNBRIDGE CHANNEL_HANGUP")
@@ -105,4 +105,40 @@ def test_uuid_bridge_usage_and_unknown_uuids(emulator):
     api = inbound(emulator)
     assert api.reply("api uuid_bridge").body == b"-USAGE: <uuid> <other_uuid>\n"
     assert api.reply("api uuid_bridge 1 2").body == b"-ERR Invalid uuid\n"
+    api.close()
+
+
+def test_uuid_transfer_routes_the_caller_to_an_agent_extension_and_the_socket_stays(emulator, bridged):
+    """A blind transfer (uuid_transfer, or REFER without Replaces) with force_transfer_context=default."""
+    session, peer, watcher, first = bridged
+    api = inbound(emulator)
+    assert api.reply(f"api uuid_setvar {session.uuid} force_transfer_context default").body == b"+OK\n"
+    assert api.reply(f"api uuid_transfer {session.uuid} 1002").body == b"+OK\n"
+    peer.event("CHANNEL_UNBRIDGE")
+    done = peer.event("CHANNEL_EXECUTE_COMPLETE", Application="bridge")
+    assert done.get("Channel-State") == "CS_ROUTING"
+    assert done.get("variable_transfer_source").endswith(f":{session.uuid}:bl_xfer:1002/default/XML")
+    peer.event("CHANNEL_EXECUTE_COMPLETE", Application="socket")   # the park ends; the socket stays attached
+    peer.event("CHANNEL_STATE", Channel_State="CS_ROUTING")
+    peer.event("CHANNEL_EXECUTE", Application="bridge", Application_Data="user/1002")
+    second = peer.event("CHANNEL_BRIDGE").get("Bridge-B-Unique-ID")  # the caller is the A side again
+    assert second not in (first, None) and session.channel.peer.uuid == second
+    watcher.event("CHANNEL_HANGUP", Unique_ID=first)
+    emulator.switch.sessions[second].hangup("NORMAL_CLEARING", initiator="remote")
+    peer.event("CHANNEL_HANGUP")  # hangup_after_bridge in the agents' context: the caller goes too
+    assert api.reply("api uuid_transfer").body.startswith(b"-USAGE")
+    assert api.reply(f"api uuid_transfer {session.uuid} 1002").body == b"-ERR No such channel!\n"
+    api.close()
+
+
+def test_without_force_transfer_context_a_blind_transfer_runs_the_trunk_dialplan_again(emulator, controller_socket,
+                                                                                      bridged):
+    """Why public.xml sets force_transfer_context: otherwise the caller is handed to the controller a second time."""
+    session, peer, watcher, first = bridged
+    api = inbound(emulator)
+    assert api.reply(f"api uuid_transfer {first} -bleg 1002").body == b"+OK\n"  # the caller, from the agent leg
+    again = controller_socket.next_connection()
+    assert again is not None and session.channel.profile.destination_number == "1002"
+    session.hangup("NORMAL_CLEARING", initiator="remote")
+    again.close()
     api.close()
