@@ -32,6 +32,7 @@ from controller.agentcodes import (INDEX_AFTER, AgentCodeError, RecorderState, b
                                    parse_request, precondition, record_stop_command, sound_command)
 from controller.callrecording import record_event
 from controller.errors import ConsentlineError
+from controller.legalholds import held_among
 from controller.eslcmd import is_ok
 from controller.eslerrors import ESLError
 from controller.agentlink import BRIDGED
@@ -421,7 +422,6 @@ class CallAgentCodes:
 
     def _under_legal_hold(self):
         """A hold (on this recording or on the call's numbers) forbids destroying audio; unknown counts as held."""
-        from controller.admin.holds import held_among
         held = self._read(held_among, [self.recording.recording_id])
         return held is None or bool(held)
 

@@ -12,7 +12,7 @@ import gevent
 
 
 from controller import consent
-from controller.admin.holds import held_among
+from controller.legalholds import held_among
 from controller.callevents import CallEvents
 from controller.callrecording import CallRecording
 from controller.errors import IndexStoreError

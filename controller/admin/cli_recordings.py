@@ -13,7 +13,7 @@ import click
 
 from controller import audit, tags
 from controller.admin import queries, removal
-from controller.admin.holds import held_among
+from controller.legalholds import held_among
 from controller.admin.output import (confirm, destructive_options, emit_object, emit_rows, fail, guarded,
                                      output_options)
 from controller.admin.session import AdminSession, open_session, session_options

@@ -17,16 +17,11 @@ from controller.errors import ConsentlineError
 from controller.index import Index, Timestamp, timestamp
 from controller.routing import normalise_number
 
-__all__ = ["HoldError", "ReleaseStep", "apply_holds", "check_phone", "held_among", "holds", "release_hold"]
+__all__ = ["HoldError", "ReleaseStep", "apply_holds", "check_phone", "holds", "release_hold"]
 
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 HOLD_COLUMNS = ("id", "state", "recording_id", "phone", "reason", "applied_by", "applied_at",
                 "release_requested_by", "released_by", "released_at")
-# An active hold on the recording itself or on a number of its call; `r` and `c` are the query's aliases.
-# Three probes rather than one OR, so each reads its partial index.
-ACTIVE_HOLD_SQL = "(" + " OR ".join(
-    f"EXISTS (SELECT 1 FROM legal_holds h WHERE h.released_at IS NULL AND h.{column} = {value})"
-    for column, value in (("recording_id", "r.id"), ("phone", "c.caller"), ("phone", "c.dialed"))) + ")"
 
 
 class HoldError(ConsentlineError):
@@ -115,18 +110,6 @@ def holds(index: Index, active_only: bool = True) -> list[dict[str, Any]]:
         row["state"] = ("released" if row["released_at"] else
                         "release-requested" if row["release_requested_by"] else "active")
     return rows
-
-
-def held_among(index: Index, recording_ids: Iterable[str]) -> set[str]:
-    """Which of these recordings are under an active hold (on themselves or on a number of their call)."""
-    ids = list(recording_ids)
-    held: set[str] = set()
-    for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
-        batch = ids[start:start + 500]
-        rows = index.query(f"SELECT r.id FROM recordings r JOIN calls c ON c.uuid = r.call_uuid WHERE r.id IN "
-                           f"({', '.join('?' * len(batch))}) AND {ACTIVE_HOLD_SQL}", batch)
-        held.update(row["id"] for row in rows)
-    return held
 
 
 def _recordings(index: Index, recording_ids: list[str]) -> dict[str, str]:

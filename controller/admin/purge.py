@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator
 
 from controller.admin import removal, retention
-from controller.admin.holds import ACTIVE_HOLD_SQL, held_among
+from controller.legalholds import ACTIVE_HOLD_SQL, held_among
 from controller.admin.session import AdminSession
 from controller.config import Config
 from controller.index import Index, timestamp

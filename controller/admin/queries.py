@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from controller.admin.holds import ACTIVE_HOLD_SQL
+from controller.legalholds import ACTIVE_HOLD_SQL
 from controller.errors import ConsentlineError
 from controller.index import RECORDING_STATES, Index, Timestamp, timestamp
 from controller.routing import normalise_number
