@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Collection
 
-from controller.config import country_code_problem
+from controller.configyaml import country_code_problem
 from controller.errors import CustomerImportError
 from controller.routing import normalise_number
 
