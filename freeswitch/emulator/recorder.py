@@ -24,7 +24,8 @@ from typing import Mapping
 
 import numpy as np
 
-from freeswitch.emulator.audio import FILL_SAMPLE, LinearResampler, atoi
+from freeswitch.emulator.audio import FILL_SAMPLE, LinearResampler
+from freeswitch.emulator.tonestream import atoi
 
 DEFAULT_PRE_BUFFER_FRAMES = 25
 DEFAULT_FILE_BUFFER_BYTES = 65536

@@ -8,7 +8,7 @@ import soundfile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from freeswitch.emulator import audio
+from freeswitch.emulator import audio, tonestream
 
 RECORDINGS = pathlib.Path(__file__).resolve().parents[1] / "traces" / "recordings"
 
@@ -76,7 +76,7 @@ def test_tone_stream_is_sample_exact_against_what_freeswitch_played():
     recorded, _ = soundfile.read(RECORDINGS / "stereo.wav", dtype="int16")
     right = recorded[:, 1]
     tone_starts = int(np.flatnonzero(right != audio.FILL_SAMPLE)[0])
-    samples, plays = audio.tone_stream("%(3000,0,300)", 8000)
+    samples, plays = tonestream.tone_stream("%(3000,0,300)", 8000)
     assert plays == 1
     assert samples.shape == (24000,)
     assert np.array_equal(right[tone_starts:tone_starts + 24000], samples)
@@ -110,15 +110,15 @@ def test_tone_stream_loops_minus_one_plays_forever_and_repeats_the_buffer():
 
 
 def test_tone_frequencies_and_silence_gaps():
-    samples, _ = audio.tone_stream("%(250,250,1000)", 8000)
+    samples, _ = tonestream.tone_stream("%(250,250,1000)", 8000)
     assert abs(audio.dominant_frequency(samples[:2000], 8000) - 1000) < 1
     assert not samples[2000:].any()
-    quieter, _ = audio.tone_stream("v=-20;%(250,0,1000)", 8000)
+    quieter, _ = tonestream.tone_stream("v=-20;%(250,0,1000)", 8000)
     assert np.abs(quieter).max() < np.abs(samples).max() / 3
 
 
 def test_dtmf_digit_holds_both_of_its_frequencies():
-    samples, _ = audio.tone_stream("d=500;w=0;5", 8000)
+    samples, _ = tonestream.tone_stream("d=500;w=0;5", 8000)
     spectrum = np.abs(np.fft.rfft(samples.astype(float)))
     peaks = sorted(np.argsort(spectrum)[-2:] * 8000 / samples.size)
     assert abs(peaks[0] - 770) < 3 and abs(peaks[1] - 1336) < 3
@@ -190,5 +190,5 @@ def test_streaming_resampler_blockwise_equals_whole(rates, cuts):
 
 
 def test_c_number_parsing_matches_atoi_and_atof():
-    assert audio.atoi(" 12abc") == 12 and audio.atoi("-3") == -3 and audio.atoi("x") == 0 and audio.atoi("") == 0
-    assert audio.atof("440.5Hz") == 440.5 and audio.atof("junk") == 0.0
+    assert tonestream.atoi(" 12abc") == 12 and tonestream.atoi("-3") == -3 and tonestream.atoi("x") == 0 and tonestream.atoi("") == 0
+    assert tonestream.atof("440.5Hz") == 440.5 and tonestream.atof("junk") == 0.0

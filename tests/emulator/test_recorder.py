@@ -9,7 +9,7 @@ import soundfile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from freeswitch.emulator import audio
+from freeswitch.emulator import audio, tonestream
 from freeswitch.emulator.recorder import (MediaBug, Recorder, RecordOpenError, RecordSettings, RecordStateError,
                                           switch_true, wav_header)
 
@@ -103,7 +103,7 @@ def test_stereo_recording_is_byte_identical_caller_left_and_prompt_right(tmp_pat
     # record_stereo_esl.txt: one packet before the 3 s tone_stream started, then the tone, then nothing sent.
     recorded, expected_bytes = real("stereo.wav")
     caller = recorded[:, 0].copy()
-    tone, _ = audio.tone_stream("%(3000,0,300)", 8000)
+    tone, _ = tonestream.tone_stream("%(3000,0,300)", 8000)
     path = tmp_path / "stereo.wav"
     recorder = Recorder(str(path), 8000, packet_samples=PACKET_30MS, variables={"RECORD_STEREO": "true"})
     recorder.open()
@@ -229,7 +229,7 @@ def test_a_prompt_during_the_pre_buffer_shortens_the_lag(tmp_path):
     path = tmp_path / "outbound_x.wav"
     recorder = Recorder(str(path), 8000, packet_samples=PACKET_30MS, variables={})
     recorder.open()
-    tone, _ = audio.tone_stream("%(300,0,800)", 8000)
+    tone, _ = tonestream.tone_stream("%(300,0,800)", 8000)
     caller = audio.MarkerSource(300, 8000)
     recorder.feed(caller.read(PACKET_30MS))
     recorder.feed(caller.read(tone.shape[0]), tone)
