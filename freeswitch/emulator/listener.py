@@ -11,7 +11,8 @@ import gevent
 import gevent.queue
 
 from freeswitch.emulator import wire
-from freeswitch.emulator.events import EVENT_NAMES, MYEVENTS
+from freeswitch.emulator.commands import ALWAYS_ALLOWED, COMMANDS
+from freeswitch.emulator.events import MYEVENTS
 
 log = logging.getLogger(__name__)
 
@@ -216,8 +217,8 @@ class Listener:
         if not self.authenticated:
             self._before_auth(word, rest)
             return
-        handler = _COMMANDS.get(word)
-        if handler is None or (self.outbound and not self.full and word not in _ALWAYS_ALLOWED):
+        handler = COMMANDS.get(word)
+        if handler is None or (self.outbound and not self.full and word not in ALWAYS_ALLOWED):
             self.reply("-ERR command not found")
             return
         handler(self, rest.strip(), command)
@@ -238,200 +239,6 @@ class Listener:
             self.disconnect()
         else:
             self.reply("-ERR command not found")
-
-    def _cmd_exit(self, rest, command):
-        self.reply("+OK bye")
-        self.disconnect()
-
-    def _cmd_connect(self, rest, command):
-        self.send(self.switch.connect_reply(self.session, self.async_mode, self.full))
-
-    def _cmd_api(self, rest, command):
-        self.send(wire.api_response(self.switch.api(rest, listener=self)))
-
-    def _cmd_bgapi(self, rest, command):
-        job_uuid = command.header("Job-UUID") or self.switch.new_uuid()
-        self.reply(f"+OK Job-UUID: {job_uuid}", [("Job-UUID", job_uuid)])
-        owner = self.session.uuid if self.session is not None else None
-        gevent.spawn(self.switch.background_job, rest, job_uuid, owner, self)
-
-    def _cmd_event(self, rest, command):
-        tokens = rest.split()
-        fmt = "plain"
-        if tokens and tokens[0].lower() in ("plain", "json", "xml"):
-            fmt = tokens.pop(0).lower()
-        enabled = False
-        custom = False
-        for token in tokens:
-            if custom:
-                self.custom_subclasses.add(token)
-                enabled = True
-                continue
-            name = token.upper()
-            if name.startswith("SWITCH_EVENT_"):
-                name = name[len("SWITCH_EVENT_"):]
-            if name == "ALL":
-                self.all_events = True
-                enabled = True
-            elif name == "CUSTOM":
-                custom = True
-                self.event_names.add("CUSTOM")
-                enabled = True
-            elif name in EVENT_NAMES:
-                self.event_names.add(name)
-                enabled = True
-        if not enabled:
-            self.reply("-ERR no keywords supplied")
-            return
-        self.format = fmt
-        self.reply(f"+OK event listener enabled {fmt}")
-
-    def _cmd_nixevent(self, rest, command):
-        tokens = [t.upper() for t in rest.split()]
-        if not tokens:
-            self.reply("-ERR no keywords supplied")
-            return
-        for name in tokens:
-            if name == "ALL":
-                self.all_events = False
-                self.event_names.clear()
-                self.custom_subclasses.clear()
-            self.event_names.discard(name)
-        self.reply("+OK events nixed")
-
-    def _cmd_noevents(self, rest, command):
-        listening = self.all_events or self.event_names or self.custom_subclasses or self.myevents
-        if not listening:
-            self.reply("-ERR not listening for events")
-            return
-        self.all_events = False
-        self.event_names.clear()
-        self.custom_subclasses.clear()
-        self.myevents = False
-        self.reply("+OK no longer listening for events")
-
-    def _cmd_filter(self, rest, command):
-        tokens = rest.split(None, 2)
-        if tokens and tokens[0] == "delete":
-            if len(tokens) < 2:
-                self.reply("-ERR invalid syntax")
-                return
-            header = tokens[1]
-            value = tokens[2] if len(tokens) > 2 else ""
-            if header == "all":
-                self.filters.clear()
-            else:
-                self.filters = [(h, v) for h, v in self.filters if not (h == header and (not value or v == value))]
-            self.reply(f"+OK filter deleted. [{header}][{value}]")
-            return
-        if tokens and tokens[0] == "add":
-            tokens = tokens[1:] if len(tokens) < 3 else tokens[1:2] + tokens[2].split(None, 1)
-        if len(tokens) < 2:
-            self.reply("-ERR invalid syntax")
-            return
-        header, value = tokens[0], tokens[1]
-        self.filters.append((header, value))
-        self.reply(f"+OK filter added. [{header}]=[{value}]")
-
-    def _cmd_myevents(self, rest, command):
-        if self.myevents:
-            self.reply("-ERR aready enabled.")
-            return
-        if self.outbound:
-            fmt = rest.split()[0].lower() if rest.split() else ""
-            if fmt in ("plain", "json", "xml"):
-                self.format = fmt
-            self.myevents = True
-            self.switch.bind_listener(self, self.session.uuid)
-            self.reply("+OK Events Enabled")
-            return
-        if not rest:
-            self.reply("-ERR command not found")
-            return
-        uuid, _, fmt = rest.partition(" ")
-        session = self.switch.sessions.get(uuid)
-        if session is None:
-            if fmt:
-                self.reply("-ERR invalid uuid")
-                return
-            self.myevents = True
-            self.reply("+OK Events Enabled")
-            return
-        self.session = session
-        session.inbound_listeners.add(self)
-        self.myevents = True
-        self.switch.bind_listener(self, uuid)
-        self.reply("+OK Events Enabled")
-
-    def _cmd_divert_events(self, rest, command):
-        if self.session is None:
-            self.reply("-ERR not controlling a session.")
-        elif not rest:
-            self.reply("-ERR missing value.")
-        elif rest.lower() == "on":
-            self.reply("+OK events diverted")
-        else:
-            self.reply("+OK events not diverted")
-
-    def _cmd_linger(self, rest, command):
-        if self.session is None:
-            self.reply("-ERR not controlling a session")
-            return
-        if not rest:
-            self.linger_s = -1
-            self.reply("+OK will linger")
-            return
-        seconds = int(rest) if rest.isdigit() else 0
-        self.linger_s = seconds
-        self.reply(f"+OK will linger {seconds} seconds")
-
-    def _cmd_nolinger(self, rest, command):
-        if self.session is None:
-            self.reply("-ERR not controlling a session")
-            return
-        self.linger_s = None
-        self.reply("+OK will not linger")
-
-    def _cmd_getvar(self, rest, command):
-        value = self.session.channel.variables.get(rest) if (self.session is not None and rest) else None
-        self.reply(value if value else "-ERR command not found")
-
-    def _cmd_resume(self, rest, command):
-        if self.session is not None:
-            self.session.channel.variables.set("socket_resume", "true")
-        self.reply("+OK")
-
-    def _cmd_sendmsg(self, rest, command):
-        target = rest.strip() or command.header("session-id") or ""
-        if not target and self.session is not None:
-            target = self.session.uuid
-        session = self.switch.sessions.get(target)
-        if session is None:
-            self.reply(f"-ERR invalid session id [{target}]")
-            return
-        if self.outbound and session is self.session and not self.async_mode and (command.header("async") or "").lower() != "true":
-            self.held_frames = []
-            try:
-                session.run_command_inline(command)
-            finally:
-                held, self.held_frames = self.held_frames, None
-                self.reply("+OK")
-                for frame in held:
-                    self.send(frame)
-            return
-        session.queue_command(command)
-        self.reply("+OK")
-
-    def _cmd_sendevent(self, rest, command):
-        event_uuid = self.switch.send_event(rest.strip(), command)
-        self.reply(f"+OK {event_uuid}")
-
-    def _cmd_log(self, rest, command):
-        level = rest.strip()
-        self.reply(f"+OK log level {level} [{_LOG_LEVELS.get(level.lower(), 7)}]" if level else "+OK log level  [7]")
-
-    def _cmd_nolog(self, rest, command):
-        self.reply("+OK no longer logging")
 
     # -- the bound channel goes down ----------------------------------------------------------------------------
 
@@ -455,16 +262,3 @@ class Listener:
         self.switch.clock.sleep(seconds)
         if not self.closing:
             self.disconnect()
-
-
-_LOG_LEVELS = {"console": 0, "alert": 1, "crit": 2, "err": 3, "warning": 4, "notice": 5, "info": 6, "debug": 7}
-_ALWAYS_ALLOWED = {"exit", "filter", "resume", "connect", "getvar", "myevents", "divert_events", "sendmsg"}
-_COMMANDS = {
-    "exit": Listener._cmd_exit, "...": Listener._cmd_exit, "connect": Listener._cmd_connect,
-    "api": Listener._cmd_api, "bgapi": Listener._cmd_bgapi, "event": Listener._cmd_event,
-    "nixevent": Listener._cmd_nixevent, "noevents": Listener._cmd_noevents, "filter": Listener._cmd_filter,
-    "myevents": Listener._cmd_myevents, "divert_events": Listener._cmd_divert_events,
-    "linger": Listener._cmd_linger, "nolinger": Listener._cmd_nolinger, "getvar": Listener._cmd_getvar,
-    "resume": Listener._cmd_resume, "sendmsg": Listener._cmd_sendmsg, "sendevent": Listener._cmd_sendevent,
-    "log": Listener._cmd_log, "nolog": Listener._cmd_nolog,
-}
