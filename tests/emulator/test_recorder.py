@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from freeswitch.emulator import audio, tonestream
+from freeswitch.emulator.recordfile import wav_header
 from freeswitch.emulator.recorder import (MediaBug, Recorder, RecordOpenError, RecordSettings, RecordStateError,
-                                          switch_true, wav_header)
+                                          switch_true)
 
 RECORDINGS = pathlib.Path(__file__).resolve().parents[1] / "traces" / "recordings"
 PACKET_30MS = 240          # the traces' SIPp calls sent 30 ms packets at 8 kHz
