@@ -188,6 +188,10 @@ class CallAgentCodes:
                     raise SwitchRefused(f"{command.splitlines()[2]} answered {reply.reply_text!r}")
         except (ESLError, ValueError) as exc:
             log.error("call %s: agent codes not bound on agent leg %s: %s", self.call.uuid, agent_uuid, exc)
+            if not self.call.gone and self.recording.state == "recording":
+                # Unbound codes would reach the caller and the recording as tones: fail closed, as for an action
+                # FreeSWITCH does not confirm.
+                self._fail_closed(self.legs[agent_uuid], "bind_codes", f"agent codes not bound: {exc}")
             return
         log.info("call %s: agent codes bound on agent leg %s (%s)", self.call.uuid, agent_uuid,
                  self.legs[agent_uuid])

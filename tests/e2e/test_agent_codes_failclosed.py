@@ -63,3 +63,31 @@ def test_a_refused_stop_fails_closed_by_stopping_the_recording(system_factory):
     assert recording["state"] == "stopped" and recording["duration_s"] < stop_at_s + 2
     assert rows[1]["end_sample"] == int(recording["duration_s"] * 8000)
     assert outcomes(system, plan)[2][1] == "refused" and len(heard(plan, "agent", REFUSAL_TONE)) == 2
+
+
+class LoseRepliesAtBridge:
+    """The call's socket hears nothing for LOST_BIND_S from the bridge on: the codes cannot be bound in time."""
+
+    def __call__(self, ctx):
+        assert delay_connections(ctx.switch, LOST_BIND_S, inbound=False, uuid=ctx.plan.uuid) == 1
+
+
+LOST_BIND_S = 5.0        # longer than the 2 s the controller gives the agent leg's lookup and each binding
+
+
+def test_codes_that_cannot_be_bound_fail_closed(system_factory, tmp_path):
+    """Unbound codes would reach the caller and the recording as tones: the call fails closed (here: masked and
+    stopped), with the alert in the audit log."""
+    system = system_factory(agent="1002", codes={"read_back_s": 1.0})   # fail_closed defaults to stop
+    plan = agent_call("1002", hangup_after_s=20)
+    plan.reactions = [r for r in plan.reactions if r[0] != BOUND]
+    plan.on("bridged", LoseRepliesAtBridge())
+    plan.hangup(after="bridged", delay_s=25)
+    system.run(plan)
+    rows = audit.entries(system.index, call_uuid=plan.uuid)
+    assert [(r["action"], r["outcome"], r["actor_kind"]) for r in rows][:2] == [
+        ("bind_codes", "failed", "agent"), ("fail_closed", "done", "system")], rows
+    assert "agent codes not bound" in rows[0]["reason"] and rows[0]["details"]["alert"] is True
+    recording = system.index.recordings(call_uuid=plan.uuid)[0]
+    assert recording["state"] == "stopped", recording
+    assert plan.count(BOUND) == 0, "binding stops at the first command FreeSWITCH does not confirm"
