@@ -128,8 +128,9 @@ class CallAgentCodes:
         return self
 
     def bridged_to(self, agent_uuid):
-        """The call's own socket learnt of a new partner (a transfer): move the codes there unless the link's
-        CHANNEL_BRIDGE has already done so. Either source suffices; both mean the codes move even if one is lost."""
+        """The call's own socket learnt of its (new) partner: a CHANNEL_BRIDGE, or after a transfer the bridge's
+        completion. The codes move there unless the link's CHANNEL_BRIDGE has already done so; any one source
+        suffices. Through the mailbox, so that the move runs in order with the requests."""
         if agent_uuid:
             try:
                 self.mailbox.put((BRIDGED, agent_uuid), timeout=COMMAND_TIMEOUT_S)
@@ -162,11 +163,7 @@ class CallAgentCodes:
                 self._bridged = self.call.expect(_is_bridge)  # a transfer bridges another agent leg
             except ESLError:
                 return
-            try:  # through the mailbox, so that it runs in order with the requests
-                self.mailbox.put((BRIDGED, bridged_agent_uuid(frame.headers)), timeout=COMMAND_TIMEOUT_S)
-            except gevent.queue.Full:
-                log.error("call %s: bridge to %s not handled: the request queue stays full", self.call.uuid,
-                          bridged_agent_uuid(frame.headers))
+            self.bridged_to(bridged_agent_uuid(frame.headers))
 
     def _attach(self, agent_uuid):
         if agent_uuid == self.agent_uuid:

@@ -216,23 +216,28 @@ def _hangup_later(session, at_t):
     session.hangup("NORMAL_CLEARING", initiator="remote")
 
 
-def _run_bridge(session, b_session):
-    a, b = session.channel, b_session.channel
-    switch = session.switch
-    now_us = switch.clock.epoch_us()
+def join_legs(a, b, now_us):
+    """What both channels of a bridge note about each other (switch_ivr_multi_threaded_bridge), `a` being the A
+    side; returns the Bridge-A/B-Unique-ID headers of its CHANNEL_BRIDGE and CHANNEL_UNBRIDGE."""
     a.times["bridged"] = b.times["bridged"] = now_us
     a.peer, b.peer = b, a
-    a.other_leg = ("originatee", b)
+    a.other_leg, b.other_leg = ("originatee", b), ("originator", a)
     for channel, other in ((a, b), (b, a)):
         channel.variables.set("bridge_channel", other.name)
         channel.variables.set("bridge_uuid", other.uuid)
         channel.variables.set("signal_bond", other.uuid)
         channel.variables.set("last_bridge_to", other.uuid)
+    return [("Bridge-A-Unique-ID", a.uuid), ("Bridge-B-Unique-ID", b.uuid)]
+
+
+def _run_bridge(session, b_session):
+    a, b = session.channel, b_session.channel
+    switch = session.switch
+    bridge_headers = join_legs(a, b, switch.clock.epoch_us())
     a.variables.set("bridge_to", b.uuid)
     for leg in (session, b_session):
         for bug in leg.recordings.values():
             bug.recorder.drop_pre_buffer()  # FreeSWITCH drops the pre-buffer at bridge and unbridge
-    bridge_headers = [("Bridge-A-Unique-ID", a.uuid), ("Bridge-B-Unique-ID", b.uuid)]
     session.fire("CHANNEL_BRIDGE", bridge_headers)
     switch.scenario_hook("bridged", session, agent=b_session)
     while a.up and b.up and not (a.taken_over or b.taken_over):

@@ -32,7 +32,7 @@ import logging
 
 import gevent
 
-from freeswitch.emulator.bridge import set_hold
+from freeswitch.emulator.bridge import join_legs, set_hold
 from freeswitch.emulator.session import Session
 
 log = logging.getLogger(__name__)
@@ -151,13 +151,7 @@ def _run_uuid_bridge(originator, originatee):
     originatee.set_state("CS_RESET")
     originatee.set_state("CS_CONSUME_MEDIA")
     switch = originator.switch
-    now_us = switch.clock.epoch_us()
-    a.times["bridged"] = b.times["bridged"] = now_us
-    a.peer, b.peer = b, a
-    a.other_leg, b.other_leg = ("originatee", b), ("originator", a)
-    for channel, other in ((a, b), (b, a)):
-        channel.variables.set("last_bridge_to", other.uuid)
-    bridge_headers = [("Bridge-A-Unique-ID", a.uuid), ("Bridge-B-Unique-ID", b.uuid)]
+    bridge_headers = join_legs(a, b, switch.clock.epoch_us())
     originatee.set_state("CS_EXCHANGE_MEDIA")
     originator.fire("CHANNEL_BRIDGE", bridge_headers)
     switch.scenario_hook("uuid_bridged", originatee, agent=originator)
